@@ -1,0 +1,1 @@
+"""Storage: the tables, the engine, and the migrations that make them."""

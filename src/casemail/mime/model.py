@@ -1,0 +1,68 @@
+"""What reading a mail gives: plain data, no database, no cases.
+
+``mime.reader.read_mail(raw)`` returns a ``ReadMail``; the classifier, the
+threading step and ``casemail inspect`` all work from it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+
+
+@dataclass
+class Mailbox:
+    name: str
+    address: str  # as written; compare in lower case
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.address}>" if self.name else self.address
+
+
+@dataclass
+class AttachmentPart:
+    """One file found in a mail, and whether we keep it."""
+
+    filename: str  # as the sender named it, decoded for display
+    safe_name: str  # for anything that touches a file system
+    declared_type: str  # the Content-Type the sender claimed
+    content_type: str  # what libmagic says the bytes are
+    size: int
+    sha256: str
+    kept: bool
+    reason: str  # why refused; or a note (e.g. type mismatch) when kept
+    data: bytes = field(repr=False, default=b"")
+    inline: bool = False
+    content_id: str = ""
+    details: dict[str, object] = field(default_factory=dict)  # zip entries…
+
+
+@dataclass
+class ReadMail:
+    """Everything we read from one mail's bytes."""
+
+    message: EmailMessage = field(repr=False)  # the parsed tree, for rules
+    message_id: str  # with <>; derived from the content when missing
+    subject: str
+    sender: Mailbox | None  # From:
+    reply_to: list[Mailbox]
+    to: list[Mailbox]
+    cc: list[Mailbox]
+    date: dt.datetime | None
+    in_reply_to: list[str]  # Message-IDs, with <>
+    references: list[str]
+    new_text: str  # what the author wrote this time
+    removed_text: str  # quoted history and signature we took off
+    full_text: str  # the whole body as text
+    html: str  # the HTML body, if any
+    attachments: list[AttachmentPart]
+    defects: list[str]  # what was wrong, in words
+
+    def header(self, name: str) -> str:
+        """One header's decoded value, ``""`` when absent or unreadable."""
+        try:
+            value = self.message.get(name)
+        except Exception:  # a header so broken the policy cannot fold it
+            return ""
+        return "" if value is None else str(value)
