@@ -1,0 +1,28 @@
+"""``casemail config``: show the settings in force, or every setting."""
+
+from __future__ import annotations
+
+import argparse
+
+from casemail.config import example_toml, load_settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("config", help="print settings")
+    p.add_argument("--example", action="store_true",
+                   help="print every setting with its description")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.example:
+        print(example_toml(), end="")
+        return 0
+    settings = load_settings(args.config)
+    shown = settings.model_dump(mode="json")
+    shown["signing_keys"] = {k: "***" for k in shown["signing_keys"]}
+    if shown["relay"].get("password"):
+        shown["relay"]["password"] = "***"
+    for key, value in sorted(shown.items()):
+        print(f"{key} = {value}")
+    return 0
