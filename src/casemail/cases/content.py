@@ -1,0 +1,66 @@
+"""What a message brings to a case, whichever way it came in.
+
+Mail, the command line and the API all hand the case service a
+``Content``; the service does not care which.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from casemail.mime.model import AttachmentPart, ReadMail
+
+
+@dataclass
+class Content:
+    subject: str = ""
+    new_text: str = ""
+    removed_text: str = ""
+    full_text: str = ""
+    html: str = ""
+    message_id: str = ""
+    kind: str = "human"  # the classifier's verdict
+    rules: list[str] = field(default_factory=list)
+    defects: list[str] = field(default_factory=list)
+    attachments: list[AttachmentPart] = field(default_factory=list)
+    raw_mail_id: int | None = None
+    source: str = "email"  # email, api, cli
+
+    @property
+    def automated(self) -> bool:
+        return self.kind != "human"
+
+    @property
+    def refused(self) -> list[AttachmentPart]:
+        return [a for a in self.attachments if not a.kept]
+
+    @classmethod
+    def from_mail(cls, mail: ReadMail, *, kind: str, rules: list[str],
+                  raw_mail_id: int | None) -> Content:
+        return cls(
+            subject=mail.subject, new_text=mail.new_text,
+            removed_text=mail.removed_text, full_text=mail.full_text,
+            html=mail.html, message_id=mail.message_id, kind=kind,
+            rules=list(rules), defects=list(mail.defects),
+            attachments=list(mail.attachments), raw_mail_id=raw_mail_id)
+
+    @classmethod
+    def typed(cls, text: str, *, source: str,
+              attachments: list[AttachmentPart] | None = None) -> Content:
+        """A message typed in the dashboard, the portal or the terminal."""
+        return cls(new_text=text, full_text=text, source=source,
+                   attachments=list(attachments or []))
+
+
+def uploaded_file(filename: str, data: bytes, declared_type: str = "") -> (
+        AttachmentPart):
+    """An attachment given through the API or command line, not yet sniffed.
+
+    The same allowlist applies as for mail; ``mime.attachments`` decides.
+    """
+    return AttachmentPart(
+        filename=filename, safe_name="", declared_type=declared_type,
+        content_type="", size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(), kept=False, reason="",
+        data=data)

@@ -1,0 +1,299 @@
+"""The only place a case changes.
+
+Every caller — the mail pipeline, the command line, the API, the sweep —
+opens a transaction, asks this service for the change, and commits. The
+service locks the case row, checks the move against the transition table,
+writes the timeline, and queues every mail the change causes in that same
+transaction (``cases.notify``), so a change and its notifications land
+together or not at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from casemail.addresses import Party, Signer
+from casemail.cases import notify, timeline
+from casemail.cases.content import Content
+from casemail.cases.states import (
+    CUSTOMER_STATUS_EVENT,
+    MERCHANT_STATUS_EVENT,
+    Event,
+    Priority,
+    State,
+    is_reopening,
+    next_state,
+)
+from casemail.clock import Clock
+from casemail.config import Settings
+from casemail.db import models as m
+from casemail.errors import CaseError, InvalidTransition, NotAllowed, UnknownCase
+from casemail.mime.filestore import store_file
+from casemail.outbound.compose import Composer
+
+log = logging.getLogger(__name__)
+
+_MESSAGE_EVENT = {
+    Party.CUSTOMER: Event.CUSTOMER_MESSAGE,
+    Party.MERCHANT: Event.MERCHANT_MESSAGE,
+    Party.STAFF: Event.STAFF_MESSAGE,
+}
+
+
+class CaseService:
+    def __init__(self, settings: Settings, signer: Signer, clock: Clock,
+                 composer: Composer) -> None:
+        self.settings = settings
+        self.signer = signer
+        self.clock = clock
+        self.mail = notify.Notifier(settings, signer, clock, composer)
+
+    # -- finding ------------------------------------------------------------
+
+    def lock_case(self, s: Session, case_id: int) -> m.Case:
+        """The case, locked for this transaction (no lost updates)."""
+        case = s.scalars(
+            select(m.Case).where(m.Case.id == case_id).with_for_update()
+        ).one_or_none()
+        if case is None:
+            raise UnknownCase(f"no case {case_id}")
+        return case
+
+    def store(self, s: Session, slug: str) -> m.Store:
+        store = s.scalars(select(m.Store).where(m.Store.slug == slug)).first()
+        if store is None:
+            raise UnknownCase(f"no store {slug!r}")
+        return store
+
+    def is_team_member(self, store: m.Store, address: str) -> bool:
+        address = address.strip().lower()
+        return any(member.address == address for member in store.members)
+
+    # -- opening ------------------------------------------------------------
+
+    def open_case(self, s: Session, *, store_slug: str, order_ref: str,
+                  customer_address: str, customer_name: str, subject: str,
+                  content: Content, priority: str = "normal") -> m.Case:
+        """A customer opens a case (through the portal, on their behalf)."""
+        store = self.store(s, store_slug)
+        now = self.clock.now()
+        case = m.Case(
+            store=store, order_ref=order_ref,
+            customer_address=customer_address.strip(),
+            customer_name=customer_name, subject=subject,
+            state=State.AWAITING_MERCHANT, priority=Priority(priority),
+            unread=True, created_at=now, last_activity_at=now)
+        s.add(case)
+        s.flush()
+        self._event(s, case, "opened", Party.CUSTOMER, customer_address,
+                    state=State.AWAITING_MERCHANT, priority=case.priority)
+        content.subject = content.subject or subject
+        message = self._store_message(s, case, Party.CUSTOMER,
+                                      customer_address, customer_name, content)
+        self.mail.to_merchant(s, case, "new_case", message)
+        if store.auto_reply_enabled and store.auto_reply_text.strip():
+            self.mail.auto_reply(s, case)
+        log.info("case %s opened for store %s (order %s)",
+                 case.id, store.slug, order_ref)
+        return case
+
+    # -- messages -----------------------------------------------------------
+
+    def add_message(self, s: Session, case: m.Case, *, party: Party,
+                    author_address: str, author_name: str = "",
+                    content: Content) -> m.Message:
+        """A person on one side wrote: file it, move the case, tell the other.
+
+        Automated mail goes to ``record_automated`` instead; a merchant-side
+        message from an address outside the team goes to ``hold``.
+        """
+        if content.automated:
+            raise CaseError("automated mail cannot move a case")
+        if party is Party.SYSTEM:
+            raise NotAllowed("the system does not write messages")
+        before = State(case.state)
+        after = next_state(before, _MESSAGE_EVENT[party])
+        message = self._store_message(s, case, party, author_address,
+                                      author_name, content)
+        self._move(s, case, after, party, author_address, message=message)
+        self._touch(case)
+
+        if party is Party.CUSTOMER:
+            case.unread = True
+            self.mail.to_merchant(s, case, "customer_reply", message,
+                                  reopened=is_reopening(before, after))
+        elif party is Party.MERCHANT:
+            self.mail.merchant_reply(s, case, message)
+        else:
+            self._staff_join(s, case, author_address)
+            case.unread = True
+            self.mail.staff_message(s, case, message)
+        if content.refused and content.source == "email":
+            self.mail.refused_notice(s, case, party, author_address,
+                                     content.refused)
+        return message
+
+    def hold(self, s: Session, case: m.Case, *, party: Party,
+             author_address: str, author_name: str, content: Content,
+             reason: str) -> m.Message:
+        """Keep a message that may not act on the case: visible, inert."""
+        message = self._store_message(s, case, party, author_address,
+                                      author_name, content, held=reason)
+        self._event(s, case, "held", party, author_address,
+                    message=message, reason=reason)
+        log.info("%s case %s: held: %s", content.message_id, case.id, reason)
+        return message
+
+    def record_automated(self, s: Session, case: m.Case, *, party: Party,
+                         author_address: str, content: Content) -> m.Message:
+        """Mail no person wrote: on the timeline, and nothing else at all."""
+        message = self._store_message(s, case, party, author_address, "",
+                                      content)
+        self._event(s, case, "automated", party, author_address,
+                    message=message, kind=content.kind, rules=content.rules)
+        return message
+
+    def record_bounce(self, s: Session, outbox: m.Outbox, *, status: str,
+                      diagnostic: str, permanent: bool,
+                      content: Content) -> None:
+        """A report says one of our mails could not be delivered."""
+        outbox.status = "bounced" if permanent else outbox.status
+        outbox.dsn_status = status
+        outbox.dsn_diagnostic = diagnostic[:2000]
+        if outbox.case_id is None:
+            return
+        case = self.lock_case(s, outbox.case_id)
+        message = self._store_message(s, case, Party.SYSTEM, "", "", content)
+        self._event(s, case, "delivery_problem", Party.SYSTEM, outbox.recipient,
+                    message=message, outbox_id=outbox.id, status=status,
+                    diagnostic=diagnostic[:500], permanent=permanent,
+                    recipient=outbox.recipient)
+        if permanent and outbox.party == Party.CUSTOMER:
+            case.customer_unreachable = True
+            case.unread = True  # the merchant must see it
+
+    # -- status, priority, read ---------------------------------------------
+
+    def set_status(self, s: Session, case: m.Case, *, party: Party,
+                   state: State | str, actor_address: str = "") -> None:
+        target = State(state)
+        table = {Party.MERCHANT: MERCHANT_STATUS_EVENT,
+                 Party.CUSTOMER: CUSTOMER_STATUS_EVENT}.get(party)
+        if table is None or target not in table:
+            raise InvalidTransition(
+                f"the {party.value} cannot set a case to {target.value}")
+        before = State(case.state)
+        after = next_state(before, table[target])
+        self._move(s, case, after, party, actor_address)
+        self._touch(case)
+        if after is State.CLOSED:
+            self.mail.closed(s, case, closed_by=party)
+        elif is_reopening(before, after):
+            self.mail.reopened(s, case, reopened_by=party)
+
+    def auto_close(self, s: Session, case: m.Case) -> None:
+        """The idle period ran out (the sweep checked that it still has)."""
+        self._move(s, case, next_state(case.state, Event.AUTO_CLOSE),
+                   Party.SYSTEM, "", reason="idle")
+        self.mail.closed(s, case, closed_by=Party.SYSTEM)
+
+    def warn(self, s: Session, case: m.Case, close_at: dt.datetime) -> None:
+        """Tell the customer the case closes at ``close_at`` unless they reply."""
+        case.warned_at = self.clock.now()
+        self.mail.close_warning(s, case, close_at)
+
+    def set_priority(self, s: Session, case: m.Case, priority: str, *,
+                     party: Party, actor_address: str = "") -> None:
+        new = Priority(priority)
+        if new == case.priority:
+            return
+        self._event(s, case, "priority_changed", party, actor_address,
+                    before=case.priority, after=new)
+        case.priority = new
+
+    def mark_read(self, s: Session, case: m.Case, *,
+                  actor_address: str = "") -> None:
+        if not case.unread:
+            return
+        case.unread = False
+        self._event(s, case, "marked_read", Party.MERCHANT, actor_address)
+
+    # -- inside -------------------------------------------------------------
+
+    def _move(self, s: Session, case: m.Case, after: State, party: Party,
+              actor: str, *, message: m.Message | None = None,
+              **detail: object) -> None:
+        before = State(case.state)
+        if after is before:
+            return
+        case.state = after
+        now = self.clock.now()
+        self._event(s, case, "state_changed", party, actor, message=message,
+                    before=before, after=after, **detail)
+        if after is State.CLOSED:
+            case.closed_at = now
+            self._event(s, case, "closed", party, actor, **detail)
+        elif before is State.CLOSED:
+            case.closed_at = None
+            self._event(s, case, "reopened", party, actor)
+
+    def _touch(self, case: m.Case) -> None:
+        """Activity: a new idle stretch starts, with no warning sent yet."""
+        case.last_activity_at = self.clock.now()
+        case.warned_at = None
+
+    def _staff_join(self, s: Session, case: m.Case, address: str) -> None:
+        if case.staff_joined:
+            return
+        case.staff_joined = True
+        self._event(s, case, "staff_joined", Party.STAFF, address)
+
+    def _store_message(self, s: Session, case: m.Case, party: Party,
+                       address: str, name: str, content: Content, *,
+                       held: str = "") -> m.Message:
+        message = m.Message(
+            case_id=case.id, raw_mail_id=content.raw_mail_id, party=party,
+            author_address=address, author_name=name[:200],
+            subject=content.subject[:998], new_text=content.new_text,
+            removed_text=content.removed_text, full_text=content.full_text,
+            html=content.html, message_id=content.message_id[:998],
+            kind=content.kind, rules=list(content.rules),
+            defects=list(content.defects), held=bool(held), hold_reason=held,
+            source=content.source, created_at=self.clock.now())
+        s.add(message)
+        s.flush()
+        if not held and not content.automated:
+            self._event(s, case, "message", party, address, message=message)
+        self._store_attachments(s, case, message, content)
+        return message
+
+    def _store_attachments(self, s: Session, case: m.Case, message: m.Message,
+                           content: Content) -> None:
+        files_dir: Path = self.settings.files_dir
+        for part in content.attachments:
+            if part.kept:
+                # Written and synced before the commit that names it.
+                store_file(files_dir, part.data)
+            s.add(m.Attachment(
+                message_id=message.id, filename=part.filename[:500],
+                safe_name=part.safe_name[:255],
+                declared_type=part.declared_type[:255],
+                content_type=part.content_type[:255], size=part.size,
+                sha256=part.sha256, kept=part.kept, reason=part.reason,
+                inline=part.inline, content_id=part.content_id[:998],
+                details=dict(part.details)))
+            if not part.kept:
+                self._event(s, case, "attachment_refused", message.party,
+                            message.author_address, message=message,
+                            filename=part.filename, content_type=part.content_type,
+                            reason=part.reason)
+
+    def _event(self, s: Session, case: m.Case, kind: str, party: Party | str,
+               actor: str, **detail: object) -> m.Event:
+        return timeline.record(s, self.clock, case, kind, str(party), actor,
+                               **detail)  # type: ignore[arg-type]

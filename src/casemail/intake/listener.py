@@ -1,0 +1,173 @@
+"""The SMTP and LMTP listener: protocol in, verdict out.
+
+An aiosmtpd handler, served from the event loop that runs the rest of
+casemail. It checks each recipient at ``RCPT`` — mail for no case is
+refused there, so no bounce ever goes to a possibly forged sender — and
+hands ``DATA`` to the pipeline in a worker thread, answering only once the
+pipeline has committed. SMTP answers a message once (the worst outcome
+wins); LMTP answers once per recipient (RFC 2033 4.2), which aiosmtpd's
+LMTP class leaves to the handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiosmtpd.lmtp import LMTP
+from aiosmtpd.smtp import SMTP, Envelope as SmtpEnvelope, Session as SmtpSession
+
+from casemail.cases.threading import Route, route_recipient
+from casemail.db import models as m
+from casemail.errors import UnknownCase
+from casemail.intake import replies
+from casemail.intake.pipeline import Envelope, Outcome, Pipeline
+from casemail.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+# When outcomes differ across recipients, SMTP can give only one answer:
+# anything temporary makes the sender retry the whole message (the
+# recipients already filed are then found as duplicates).
+_SEVERITY = ["failed", "filed", "held", "quarantined", "ignored",
+             "duplicate", "refused"]
+
+
+class Handler:
+    def __init__(self, runtime: Runtime, pipeline: Pipeline, *,
+                 lmtp: bool = False) -> None:
+        self.rt = runtime
+        self.pipeline = pipeline
+        self.lmtp = lmtp
+
+    # -- recipients ---------------------------------------------------------
+
+    def route(self, address: str) -> Route:
+        """The route of a recipient, checked against the database."""
+        route = route_recipient(self.rt.signer, address)
+        if route.kind == "reply":
+            with self.rt.sessions() as s:
+                if s.get(m.Case, route.case_id) is None:
+                    # Same answer as a forged token: never say which it was.
+                    raise UnknownCase("no such case")
+        return route
+
+    async def handle_RCPT(self, server: SMTP, session: SmtpSession,
+                          envelope: SmtpEnvelope, address: str,
+                          rcpt_options: list[str]) -> str:
+        limit = self.rt.settings.listener.max_recipients
+        if len(envelope.rcpt_tos) >= limit:
+            return replies.TOO_MANY_RECIPIENTS
+        if not self.rt.signer.is_ours(address):
+            return replies.RELAY_DENIED
+        try:
+            route = await asyncio.to_thread(self.route, address)
+        except Exception as exc:
+            answer = replies.for_error(exc, where="RCPT")
+            log.info("RCPT %s from %s: %s", _mask(address), _peer(session),
+                     answer[:3])
+            return answer
+        envelope.rcpt_tos.append(address)
+        _routes(envelope)[address] = route
+        return replies.RCPT_OK
+
+    # -- data ---------------------------------------------------------------
+
+    async def handle_DATA(self, server: SMTP, session: SmtpSession,
+                          envelope: SmtpEnvelope) -> str:
+        raw = envelope.original_content or envelope.content or b""
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8", "surrogateescape")
+        try:
+            outcomes = await asyncio.to_thread(
+                self._deliver, raw, envelope, _peer(session))
+        except Exception as exc:  # the pipeline never raises; belt and braces
+            answer = replies.for_error(exc, where="DATA")
+            outcomes = [Outcome("failed", answer)] * len(envelope.rcpt_tos)
+        if self.lmtp:
+            return "\r\n".join(o.reply for o in outcomes)
+        return _one_answer(outcomes)
+
+    def _deliver(self, raw: bytes, envelope: SmtpEnvelope,
+                 peer: str) -> list[Outcome]:
+        mail_from = envelope.mail_from or ""
+        if mail_from == "<>":
+            mail_from = ""
+        try:  # read once for all recipients
+            reading = self.pipeline.read(raw, mail_from)
+        except Exception:  # the pipeline reads again and quarantines
+            reading = None
+        outcomes = []
+        for rcpt in envelope.rcpt_tos:
+            env = Envelope(mail_from, rcpt, peer)
+            route = _routes(envelope)[rcpt]
+            outcomes.append(self.pipeline.process(raw, env, route, reading))
+        return outcomes
+
+    async def handle_exception(self, error: Exception) -> str:
+        return replies.for_error(error, where="session")
+
+
+def _routes(envelope: SmtpEnvelope) -> dict[str, Route]:
+    routes = getattr(envelope, "casemail_routes", None)
+    if routes is None:
+        routes = {}
+        envelope.casemail_routes = routes  # type: ignore[attr-defined]
+    return routes
+
+
+def _one_answer(outcomes: list[Outcome]) -> str:
+    if not outcomes:
+        return replies.NO_THREAD
+    return min(outcomes, key=lambda o: _SEVERITY.index(o.status)
+               if o.status in _SEVERITY else 0).reply
+
+
+def _peer(session: SmtpSession) -> str:
+    peer = session.peer
+    if isinstance(peer, tuple):
+        return f"{peer[0]}:{peer[1]}"
+    return str(peer or "local")
+
+
+def _mask(address: str) -> str:
+    # The token is a credential for the case: never in the log.
+    local, _, domain = address.partition("@")
+    return f"{local.partition('+')[0]}+…@{domain}" if "+" in local else address
+
+
+def smtp_factory(runtime: Runtime, handler: Handler, *, lmtp: bool) -> Any:
+    lst = runtime.settings.listener
+    cls = LMTP if lmtp else SMTP
+
+    def make() -> SMTP:
+        return cls(handler, data_size_limit=lst.max_message_size,
+                   enable_SMTPUTF8=True, hostname=lst.hostname,
+                   timeout=lst.timeout)
+    return make
+
+
+async def start_listeners(runtime: Runtime) -> list[asyncio.base_events.Server]:
+    """Start SMTP (and LMTP, when configured) in the running event loop."""
+    loop = asyncio.get_running_loop()
+    pipeline = Pipeline(runtime)
+    lst = runtime.settings.listener
+    servers = []
+    smtp = smtp_factory(runtime, Handler(runtime, pipeline), lmtp=False)
+    servers.append(await loop.create_server(smtp, lst.host, lst.port))
+    lmtp = smtp_factory(runtime, Handler(runtime, pipeline, lmtp=True),
+                        lmtp=True)
+    if lst.lmtp_port is not None:
+        servers.append(await loop.create_server(lmtp, lst.host, lst.lmtp_port))
+    if lst.lmtp_socket is not None:
+        lst.lmtp_socket.unlink(missing_ok=True)
+        servers.append(await loop.create_unix_server(lmtp, str(lst.lmtp_socket)))
+    for server in servers:
+        for sock in server.sockets:
+            log.info("listening on %s", sock.getsockname())
+    return servers
+
+
+def bound_port(server: asyncio.base_events.Server) -> int:
+    return int(server.sockets[0].getsockname()[1])

@@ -1,0 +1,56 @@
+"""Wiring: one object holding everything a running casemail needs.
+
+The command line, the listener, the sweep and the tests all build their
+pieces here from one ``Settings``, so there is one way to start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from casemail.addresses import Signer
+from casemail.cases.service import CaseService
+from casemail.clock import Clock, SystemClock
+from casemail.config import Settings, ensure_signing_keys
+from casemail.db.engine import make_engine, make_sessions, migrate
+from casemail.outbound.compose import Composer
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    clock: Clock
+    engine: Engine
+    sessions: sessionmaker[Session]
+    signer: Signer
+    composer: Composer
+    service: CaseService
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def make_signer(settings: Settings) -> Signer:
+    notify_local = settings.from_address.rpartition("@")[0]
+    return Signer(settings.signing_keys, settings.reply_domain,
+                  reply_local=settings.reply_local_part,
+                  bounce_local=settings.bounce_local_part,
+                  fallback_locals=(notify_local,))
+
+
+def build_runtime(settings: Settings, *, clock: Clock | None = None,
+                  migrate_db: bool = True) -> Runtime:
+    settings = ensure_signing_keys(settings)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if migrate_db:
+        migrate(settings.db_url)
+    engine = make_engine(settings.db_url)
+    clock = clock or SystemClock()
+    signer = make_signer(settings)
+    composer = Composer(settings, signer, settings.templates_dir)
+    service = CaseService(settings, signer, clock, composer)
+    return Runtime(settings, clock, engine, make_sessions(engine), signer,
+                   composer, service)
