@@ -1,0 +1,243 @@
+"""Templates → one complete message with our threading and manners headers.
+
+Every mail we send is rendered from jinja2 templates: ``<name>.subject.txt``
+(or a ``subject`` block in the text template), ``<name>.txt`` and
+``<name>.html``, all from the same context, so the two parts can never
+tell different stories. A store may override any template, layout or
+partial by placing a file of the same name under
+``<templates dir>/stores/<store slug>/``; a broken override falls back to
+the bundled template rather than holding up the change that sent the mail.
+
+The headers are where we behave as a good sender: a signed Message-ID,
+In-Reply-To/References and Outlook's Thread-Topic/Thread-Index so the case
+stays one thread in every client, Auto-Submitted (RFC 3834 5) and
+X-Auto-Response-Suppress so other robots stay quiet, and X-Casemail-Case so
+our own mail coming back is recognised.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import email.policy
+import hashlib
+import logging
+import re
+import struct
+from collections.abc import Sequence
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+import casemail
+from casemail.addresses import Signer
+from casemail.clock import Clock, SystemClock, utc
+from casemail.config import Settings
+
+log = logging.getLogger(__name__)
+
+# RFC 5322 with CRLF; bodies are made 7-bit (quoted-printable or base64),
+# because we cannot count on every relay offering 8BITMIME (RFC 6152).
+POLICY = email.policy.SMTP.clone(cte_type="7bit")
+
+# References keeps the first id (the root of the thread) and the newest
+# ones: enough for every client to find the thread, short enough that the
+# header does not grow with every mail of a long case (RFC 5322 3.6.4
+# allows trimming; clients only need an id they know).
+REFERENCES_KEEP_LAST = 10
+
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_FILETIME_EPOCH = dt.datetime(1601, 1, 1, tzinfo=dt.UTC)
+
+
+def bundled_templates() -> Path:
+    return Path(casemail.__file__).resolve().parents[2] / "templates"
+
+
+def bounded_references(chain: Sequence[str]) -> list[str]:
+    """The first id and the last few, without repeats, in order."""
+    ids = list(dict.fromkeys(i for i in chain if i))
+    if len(ids) <= REFERENCES_KEEP_LAST + 1:
+        return ids
+    return [ids[0], *ids[-REFERENCES_KEEP_LAST:]]
+
+
+def thread_index(domain: str, case_id: int, opened: dt.datetime) -> str:
+    """Outlook's Thread-Index root for a case, the same for every mail.
+
+    The 22-byte header block is six bytes of the FILETIME the thread began
+    and a 16-byte GUID; we derive both from the case so every mail of it
+    carries the same root. We add no 5-byte child blocks: Outlook groups
+    on the root and orders by Date.
+    """
+    ticks = int((utc(opened) - _FILETIME_EPOCH).total_seconds() * 10**7)
+    guid = hashlib.sha256(f"casemail:{domain}:{case_id}".encode()).digest()
+    raw = struct.pack(">Q", ticks)[:6] + guid[:16]
+    return base64.b64encode(raw).decode()
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _when(value: dt.datetime | None) -> str:
+    if value is None:
+        return ""
+    return utc(value).strftime("%A %d %B %Y, %H:%M UTC")
+
+
+class Composer:
+    """Renders templates and builds the bytes the delivery worker sends."""
+
+    def __init__(self, settings: Settings, signer: Signer,
+                 templates_dir: Path | None = None, *,
+                 clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.signer = signer
+        self.clock = clock or SystemClock()
+        dirs = [templates_dir, settings.templates_dir, bundled_templates()]
+        self.dirs = list(dict.fromkeys(d for d in dirs if d is not None))
+        self._base = self._environment(self.dirs)
+        self._by_store: dict[str, jinja2.Environment] = {}
+
+    # -- rendering -----------------------------------------------------------
+
+    def render(self, template: str, context: dict[str, Any]
+               ) -> tuple[str, str, str]:
+        """(subject, text, html) of ``template`` for ``context``."""
+        context = {"platform_name": self.settings.platform_name, **context}
+        env = self._store_env(context.get("store"))
+        if env is self._base:
+            return self._render_with(self._base, template, context)
+        try:
+            return self._render_with(env, template, context)
+        except jinja2.TemplateError as exc:
+            # A store's own template must not stop the case change that
+            # queued the mail; the bundled one still says what happened.
+            log.warning("store %s: template %s failed (%s); using the "
+                        "bundled one", context["store"].slug, template, exc)
+            return self._render_with(self._base, template, context)
+
+    def _render_with(self, env: jinja2.Environment, name: str,
+                     context: dict[str, Any]) -> tuple[str, str, str]:
+        text_tpl = env.get_template(f"{name}.txt")
+        html = env.get_template(f"{name}.html").render(context)
+        text = text_tpl.render(context)
+        try:
+            subject = env.get_template(f"{name}.subject.txt").render(context)
+        except jinja2.TemplateNotFound:
+            subject = self._subject_block(text_tpl, name, context)
+        return _one_line(subject), text, html
+
+    @staticmethod
+    def _subject_block(tpl: jinja2.Template, name: str,
+                       context: dict[str, Any]) -> str:
+        block = tpl.blocks.get("subject")
+        if block is None:
+            raise jinja2.TemplateNotFound(f"{name}.subject.txt")
+        return "".join(block(tpl.new_context(context)))
+
+    def _store_env(self, store: Any) -> jinja2.Environment:
+        slug = getattr(store, "slug", None) or ""
+        if not _SLUG.match(slug):
+            return self._base
+        env = self._by_store.get(slug)
+        if env is None:
+            overrides = [d / "stores" / slug for d in self.dirs]
+            if not any(d.is_dir() for d in overrides):
+                env = self._base
+            else:
+                env = self._environment([*overrides, *self.dirs])
+            self._by_store[slug] = env
+        return env
+
+    @staticmethod
+    def _environment(dirs: Sequence[Path]) -> jinja2.Environment:
+        loader = jinja2.ChoiceLoader(
+            [jinja2.FileSystemLoader(str(d)) for d in dirs])
+        env = jinja2.Environment(
+            loader=loader,
+            autoescape=jinja2.select_autoescape(
+                enabled_extensions=("html",), default_for_string=False,
+                default=False),
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+        env.filters["when"] = _when
+        return env
+
+    # -- the message ---------------------------------------------------------
+
+    def compose(self, *, template: str, context: dict[str, Any], to: str,
+                to_name: str, from_addr: str, from_name: str, reply_to: str,
+                message_id: str, in_reply_to: str | None,
+                references: Sequence[str], envelope_from: str,
+                auto_submitted: str = "auto-generated",
+                thread_topic: str = "",
+                attachments: Sequence[tuple[str, str, bytes]] = (),
+                date: dt.datetime | None = None) -> bytes:
+        """The full RFC 5322 message, CRLF line ends.
+
+        ``envelope_from`` is not written into the message: Return-Path is
+        added by the final delivery (RFC 5321 4.4); it is accepted so that
+        callers hand over the whole envelope in one place.
+        """
+        del envelope_from
+        subject, text, html = self.render(template, context)
+        msg = EmailMessage(policy=POLICY)
+        msg["From"] = Address(display_name=from_name, addr_spec=from_addr)
+        msg["To"] = Address(display_name=to_name, addr_spec=to)
+        msg["Reply-To"] = Address(addr_spec=reply_to)
+        msg["Subject"] = subject
+        msg["Date"] = format_datetime(utc(date or self.clock.now()))
+        msg["Message-ID"] = message_id
+        self._threading(msg, in_reply_to, references)
+        self._manners(msg, auto_submitted)
+        self._outlook(msg, context.get("case"), thread_topic, subject)
+        msg.set_content(text)
+        msg.add_alternative(html, subtype="html")
+        for filename, content_type, data in attachments:
+            self._attach(msg, filename, content_type, data)
+        return msg.as_bytes(policy=POLICY)
+
+    @staticmethod
+    def _threading(msg: EmailMessage, in_reply_to: str | None,
+                   references: Sequence[str]) -> None:
+        # RFC 5322 3.6.4: the parent in In-Reply-To, the chain in References.
+        if in_reply_to:
+            msg["In-Reply-To"] = in_reply_to
+        refs = bounded_references(references)
+        if refs:
+            msg["References"] = " ".join(refs)
+
+    @staticmethod
+    def _manners(msg: EmailMessage, auto_submitted: str) -> None:
+        # RFC 3834 5: "auto-generated" for notifications and warnings,
+        # "auto-replied" for the store's auto-reply; a person's message
+        # relayed by us carries none (the field's absence means "no").
+        if auto_submitted:
+            msg["Auto-Submitted"] = auto_submitted
+        # Exchange and Outlook honour this instead of RFC 3834.
+        msg["X-Auto-Response-Suppress"] = "All"
+
+    def _outlook(self, msg: EmailMessage, case: Any, topic: str,
+                 subject: str) -> None:
+        if case is None:
+            return
+        msg["X-Casemail-Case"] = str(case.id)
+        msg["Thread-Topic"] = _one_line(topic or case.subject or subject)
+        msg["Thread-Index"] = thread_index(
+            self.signer.domain, case.id, case.created_at)
+
+    @staticmethod
+    def _attach(msg: EmailMessage, filename: str, content_type: str,
+                data: bytes) -> None:
+        maintype, _, subtype = (content_type or "").partition("/")
+        if not maintype or not subtype:
+            maintype, subtype = "application", "octet-stream"
+        # Non-ASCII names are written with RFC 2231 parameters.
+        msg.add_attachment(data, maintype=maintype, subtype=subtype,
+                           filename=filename or "attachment")

@@ -1,0 +1,153 @@
+"""The outbox: every mail we send, written in the case's own transaction.
+
+``queue_mail`` never commits. It adds one ``Outbox`` row to the caller's
+session, so the mail exists exactly when the change that caused it does:
+a rolled-back reply sends nothing, a committed one cannot be lost. The row
+carries the finished bytes; ``outbound.delivery`` only has to hand them to
+the relay.
+
+A mail that must not go out is still written, as ``suppressed`` with the
+reason in ``last_error``, so the caller can put it on the timeline: the
+budget stopped an automated mail, or the customer's address bounced.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.policy
+import logging
+from collections.abc import Sequence
+from email.parser import BytesHeaderParser
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from casemail.addresses import Party, Signer
+from casemail.clock import Clock
+from casemail.config import Settings
+from casemail.db.models import Case, Message, Outbox
+from casemail.outbound import budget
+from casemail.outbound.compose import Composer
+
+log = logging.getLogger(__name__)
+
+# Mail that reached, or will reach, its recipient: the ids a client may
+# hold and so may thread on.
+THREAD_STATUSES = ("queued", "deferred", "sent")
+
+UNREACHABLE = "customer address bounced"
+
+
+def queue_mail(session: Session, *, composer: Composer, signer: Signer,
+               clock: Clock, settings: Settings, case: Case | None,
+               template: str, recipient: str, recipient_name: str,
+               party: Party, reply_to: str, context: dict[str, Any],
+               automated: bool = True,
+               auto_submitted: str = "auto-generated",
+               attachments: Sequence[tuple[str, str, bytes]] = ()) -> Outbox:
+    """Add the mail to the outbox in ``session``'s transaction; return it."""
+    now = clock.now()
+    recipient = recipient.strip()
+    case_id = case.id if case is not None else None
+    reason = _suppression(session, case, party, recipient, automated, now,
+                          settings)
+    row = Outbox(
+        case_id=case_id, template=template, recipient=recipient,
+        party=party.value, automated=automated,
+        message_id=signer.message_id(case_id or 0, party),
+        status="suppressed" if reason else "queued", attempts=0,
+        created_at=now, next_attempt_at=now, last_error=reason or "",
+        deadline=now + dt.timedelta(seconds=settings.relay.retry_deadline),
+        claimed_by="", dsn_status="", dsn_diagnostic="", subject="",
+        envelope_from="", data=b"")
+    session.add(row)
+    session.flush()  # the id names the envelope sender (VERP)
+    row.envelope_from = signer.envelope_sender(row.id)
+
+    chain = _thread_chain(session, case, party, row.id)
+    context = {"recipient_party": party.value,
+               "recipient_name": recipient_name, **context}
+    row.data = composer.compose(
+        template=template, context=context, to=recipient,
+        to_name=recipient_name, from_addr=settings.from_address,
+        from_name=_sender_name(template, party, case, settings),
+        reply_to=reply_to, message_id=row.message_id,
+        in_reply_to=chain[-1] if chain else None, references=chain,
+        envelope_from=row.envelope_from, auto_submitted=auto_submitted,
+        thread_topic=case.subject if case is not None else "",
+        attachments=attachments, date=now)
+    row.subject = _subject_of(row.data)
+    log.info("%s case %s: %s to %s %s%s", row.message_id, case_id, template,
+             party.value, row.status, f" ({reason})" if reason else "")
+    return row
+
+
+def _suppression(session: Session, case: Case | None, party: Party,
+                 recipient: str, automated: bool, now: dt.datetime,
+                 settings: Settings) -> str | None:
+    # A permanent bounce made the case stop writing to the customer; more
+    # mail would only bounce again and hurt our reputation with the relay.
+    if case is not None and case.customer_unreachable \
+            and party is Party.CUSTOMER:
+        return UNREACHABLE
+    if not automated:
+        return None
+    return budget.allow(session, recipient=recipient,
+                        case_id=case.id if case is not None else None,
+                        now=now, settings=settings)
+
+
+def _thread_chain(session: Session, case: Case | None, party: Party,
+                  exclude_id: int) -> list[str]:
+    """The case's Message-IDs, oldest first, that ``party`` has seen.
+
+    Gmail threads a mail only on ids already in the recipient's mailbox,
+    so the chain prefers the mails sent to this party and those it wrote
+    itself (they sit in its Sent folder); a party with neither yet gets the
+    whole case thread, which Apple Mail and Outlook still use.
+    """
+    if case is None:
+        return []
+    sent = session.execute(
+        select(Outbox.created_at, Outbox.id, Outbox.message_id, Outbox.party)
+        .where(Outbox.case_id == case.id, Outbox.id != exclude_id,
+               Outbox.status.in_(THREAD_STATUSES))).all()
+    received = session.execute(
+        select(Message.created_at, Message.id, Message.message_id,
+               Message.party)
+        .where(Message.case_id == case.id, Message.message_id != "")).all()
+    entries = sorted([(r[0], 0, r[1], r[2], r[3]) for r in sent]
+                     + [(r[0], 1, r[1], r[2], r[3]) for r in received])
+    everything = [_bracketed(e[3]) for e in entries]
+    seen = [_bracketed(e[3]) for e in entries if e[4] == party.value]
+    return [i for i in (seen or everything) if i]
+
+
+def _bracketed(message_id: str) -> str:
+    value = message_id.strip()
+    if not value or any(c.isspace() for c in value):
+        return ""
+    return value if value.startswith("<") else f"<{value}>"
+
+
+def _sender_name(template: str, party: Party, case: Case | None,
+                 settings: Settings) -> str:
+    # Every mail comes from our own address (the store's domain has not
+    # authorised us, so DMARC would fail); the display name says who
+    # speaks.
+    if template == "staff_message":
+        return f"{settings.platform_name} Support"
+    if case is None:
+        return settings.platform_name
+    if party is Party.MERCHANT:
+        who = case.customer_name or case.customer_address
+        return f"{who} via {settings.platform_name}"
+    return case.store.name
+
+
+def _subject_of(data: bytes) -> str:
+    # Kept decoded on the row for 'case show'; read back rather than
+    # rendered twice.
+    headers = BytesHeaderParser(policy=email.policy.default).parsebytes(data)
+    return str(headers.get("Subject", ""))
