@@ -94,6 +94,10 @@ class Case(Base):
         # The sweep asks for "awaiting customer, idle since before T".
         Index("ix_cases_state_activity", "state", "last_activity_at"),
         Index("ix_cases_store_state", "store_id", "state"),
+        # The sweep asks per store: "awaiting customer, (not) warned, idle
+        # since before T"; each of its queries is one range of this index.
+        Index("ix_cases_sweep", "store_id", "state", "warned_at",
+              "last_activity_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -53,6 +53,7 @@ def upgrade() -> None:
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.create_index('ix_cases_state_activity', ['state', 'last_activity_at'], unique=False)
         batch_op.create_index('ix_cases_store_state', ['store_id', 'state'], unique=False)
+        batch_op.create_index('ix_cases_sweep', ['store_id', 'state', 'warned_at', 'last_activity_at'], unique=False)
 
     op.create_table('team_members',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -212,6 +213,7 @@ def downgrade() -> None:
     op.drop_table('outbox')
     op.drop_table('team_members')
     with op.batch_alter_table('cases', schema=None) as batch_op:
+        batch_op.drop_index('ix_cases_sweep')
         batch_op.drop_index('ix_cases_store_state')
         batch_op.drop_index('ix_cases_state_activity')
 
