@@ -58,6 +58,12 @@ class ReadMail:
     html: str  # the HTML body, if any
     attachments: list[AttachmentPart]
     defects: list[str]  # what was wrong, in words
+    # Exactly as received; empty for a forwarded mail (its bytes are in
+    # the outer mail's raw).
+    raw: bytes = field(repr=False, default=b"")
+    # Mails attached whole (message/rfc822), read the same way; their
+    # files are also in ``attachments``, marked details["forwarded"].
+    forwarded: list[ReadMail] = field(default_factory=list)
 
     def header(self, name: str) -> str:
         """One header's decoded value, ``""`` when absent or unreadable."""

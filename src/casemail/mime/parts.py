@@ -1,0 +1,201 @@
+"""One MIME part, read tolerantly: its type, parameters, name and bytes.
+
+The stdlib's header objects raise on some broken headers, so everything
+here works from the raw header text the parser kept (``raw_items``), with
+our own forgiving parsing. Nothing here raises.
+"""
+
+from __future__ import annotations
+
+import binascii
+import re
+import urllib.parse
+from email.message import Message
+
+from casemail.mime.charsets import (
+    decode_bytes,
+    decode_words,
+    lenient_b64,
+    surrogates_to_text,
+)
+
+_TOKEN = re.compile(r"[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+")
+_CONTINUATION = re.compile(r"^(?P<name>[^*]+)\*(?P<n>\d+)(?P<star>\*?)$")
+
+
+def raw_header(part: Message, name: str) -> str | None:
+    """The first ``name`` header as sent, unfolded; ``None`` when absent."""
+    wanted = name.lower()
+    for key, value in _raw_items(part):
+        if key.lower() == wanted:
+            return _unfold(value)
+    return None
+
+
+def raw_headers(part: Message, name: str) -> list[str]:
+    wanted = name.lower()
+    return [_unfold(v) for k, v in _raw_items(part) if k.lower() == wanted]
+
+
+def _raw_items(part: Message) -> list[tuple[str, str]]:
+    # ``_headers`` holds what ``raw_items`` yields; a str() guards against
+    # header objects a caller may have set.
+    return [(str(k), str(v)) for k, v in getattr(part, "_headers", [])]
+
+
+def _unfold(value: str) -> str:
+    # RFC 5322 section 2.2.3: unfolding removes CRLF before whitespace.
+    return re.sub(r"\r?\n(?=[ \t])", "", value).strip()
+
+
+def content_type(part: Message) -> str:
+    """The declared ``type/subtype`` in lower case; RFC 2045 default."""
+    value = raw_header(part, "content-type")
+    if value is None:
+        # RFC 2046 section 5.1.5: parts of a digest default to a message.
+        return part.get_default_type()
+    match = _TOKEN.match(value.strip().lower())
+    return match.group(0) if match else "text/plain"
+
+
+def params(value: str | None) -> dict[str, str]:
+    """Parameters of a Content-Type/-Disposition value, decoded.
+
+    Handles quoting, RFC 2231 continuations, charsets and language tags,
+    and the RFC 2047 words and raw 8-bit bytes that clients put in names.
+    """
+    if not value:
+        return {}
+    pieces: dict[str, dict[int, tuple[str, bool]]] = {}
+    plain: dict[str, str] = {}
+    for key, raw in _split_params(value):
+        match = _CONTINUATION.match(key)
+        if match:
+            slot = pieces.setdefault(match["name"], {})
+            slot[int(match["n"])] = (raw, bool(match["star"]))
+        elif key.endswith("*"):
+            pieces.setdefault(key[:-1], {})[0] = (raw, True)
+        else:
+            plain.setdefault(key, _plain_value(raw))
+    for key, slot in pieces.items():
+        plain[key] = _rfc2231_value(slot)  # RFC 2231 wins over the plain one
+    return plain
+
+
+def _split_params(value: str) -> list[tuple[str, str]]:
+    out = []
+    for chunk in _split_semicolons(value)[1:]:
+        key, sep, raw = chunk.partition("=")
+        if not sep:
+            continue
+        out.append((key.strip().lower(), raw.strip()))
+    return out
+
+
+def _split_semicolons(value: str) -> list[str]:
+    chunks, current, quoted, escaped = [], [], False, False
+    for ch in value:
+        if escaped:
+            escaped = False
+        elif ch == "\\" and quoted:
+            escaped = True
+        elif ch == '"':
+            quoted = not quoted
+        elif ch == ";" and not quoted:
+            chunks.append("".join(current))
+            current = []
+            continue
+        current.append(ch)
+    chunks.append("".join(current))
+    return chunks
+
+
+def _plain_value(raw: str) -> str:
+    if len(raw) >= 2 and raw[0] == '"' and raw[-1] == '"':
+        raw = re.sub(r"\\(.)", r"\1", raw[1:-1])
+    # Not allowed by RFC 2047 section 5, yet what many clients send.
+    return decode_words(raw.strip('"'))
+
+
+def _rfc2231_value(slot: dict[int, tuple[str, bool]]) -> str:
+    charset = ""
+    chunks: list[bytes] = []
+    for n in sorted(slot):
+        raw, encoded = slot[n]
+        raw = raw.strip('"') if not encoded else raw
+        if encoded and n == min(slot):
+            # RFC 2231 section 4: charset'language'value on the first one.
+            head = raw.split("'", 2)
+            if len(head) == 3:
+                charset, raw = head[0], head[2]
+        if encoded:
+            chunks.append(urllib.parse.unquote_to_bytes(
+                raw.encode("utf-8", "surrogateescape")))
+        else:
+            chunks.append(raw.encode("utf-8", "surrogateescape"))
+    return decode_bytes(b"".join(chunks), charset or None)[0]
+
+
+def disposition(part: Message) -> str:
+    value = raw_header(part, "content-disposition") or ""
+    return value.split(";", 1)[0].strip().lower()
+
+
+def filename(part: Message) -> str:
+    """The name the sender gave the file, decoded for a person."""
+    name = params(raw_header(part, "content-disposition")).get("filename")
+    if not name:
+        name = params(raw_header(part, "content-type")).get("name", "")
+    return surrogates_to_text(name).strip()
+
+
+def charset(part: Message) -> str | None:
+    return params(raw_header(part, "content-type")).get("charset") or None
+
+
+def transfer_encoding(part: Message) -> str:
+    """The Content-Transfer-Encoding, forgiving spaces, case and ';'."""
+    value = raw_header(part, "content-transfer-encoding") or ""
+    token = re.split(r"[\s;,]+", value.strip().strip('"').lower() or "7bit")
+    return token[0] or "7bit"
+
+
+def payload_bytes(part: Message) -> tuple[bytes, str]:
+    """The part's decoded bytes and a defect ("" when none)."""
+    payload = part.get_payload()
+    if isinstance(payload, list):
+        return b"", ""
+    if not isinstance(payload, str):
+        return b"", "part payload unreadable"
+    # The bytes parser kept undecodable bytes as surrogate escapes.
+    raw = payload.encode("utf-8", "surrogateescape")
+    cte = transfer_encoding(part)
+    if cte == "base64":
+        return lenient_b64(raw), ""
+    if cte == "quoted-printable":
+        return binascii.a2b_qp(raw), ""
+    if cte in ("x-uuencode", "uuencode", "x-uue", "uue"):
+        return _uudecode(raw), ""
+    if cte not in ("7bit", "8bit", "binary"):
+        return raw, f"unknown transfer encoding {cte[:30]!r}"
+    return raw, ""
+
+
+def _uudecode(raw: bytes) -> bytes:
+    out = []
+    for line in raw.splitlines():
+        if line.startswith((b"begin ", b"end")) or not line.strip():
+            continue
+        try:
+            out.append(binascii.a2b_uu(line))
+        except binascii.Error:
+            continue
+    return b"".join(out)
+
+
+def text_of(part: Message) -> tuple[str, list[str]]:
+    """A text part as str, through the charset chain; and its defects."""
+    data, defect = payload_bytes(part)
+    text, charset_defect = decode_bytes(data, charset(part))
+    defects = [d for d in (defect, charset_defect) if d]
+    return text.replace("\r\n", "\n").replace("\r", "\n"), defects

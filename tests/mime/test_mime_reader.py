@@ -1,0 +1,72 @@
+"""read_mail on our own fixtures: headers, body choice, new text, ids."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from casemail.mime.reader import read_mail
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "mime"
+
+
+def read(name: str):
+    return read_mail((FIXTURES / name).read_bytes())
+
+
+def test_gmail_reply_keeps_only_the_new_words():
+    mail = read("gmail_reply.eml")
+    assert mail.new_text == "The key still says “invalid” when I paste it."
+    assert mail.removed_text.startswith("On Mon, Mar 3, 2025 at 6:01 PM")
+    assert "ABCD-EFGH" in mail.removed_text
+    assert mail.html.startswith('<div dir="ltr">')
+    assert mail.defects == []
+
+
+def test_headers_are_decoded_for_a_person():
+    mail = read("outlook_german.eml")
+    assert mail.subject == "AW: Download funktioniert nicht für Bestellung 77"
+    assert str(mail.sender) == "Jürgen Müller <j.mueller@example.net>"
+    assert mail.date == dt.datetime(2025, 3, 5, 14, 3, tzinfo=dt.UTC)
+    assert mail.message_id == "<AM0PR-outlook-1@example.net>"
+
+
+def test_threading_ids_come_in_order_with_brackets():
+    mail = read("gmail_reply.eml")
+    assert mail.in_reply_to == ["<case-1042-note-1@casemail.example.test>"]
+    assert mail.references == ["<case-1042-open@casemail.example.test>",
+                               "<case-1042-note-1@casemail.example.test>"]
+
+
+def test_outlook_german_header_block_is_removed():
+    mail = read("outlook_german.eml")
+    assert mail.new_text.endswith("Grüße\nJürgen")
+    assert mail.removed_text.splitlines()[1].startswith("Von: Pixel Forge")
+
+
+def test_missing_message_id_is_derived_stably_from_the_content():
+    raw = (FIXTURES / "no_message_id.eml").read_bytes()
+    first, second = read_mail(raw), read_mail(raw)
+    assert first.message_id == second.message_id
+    assert first.message_id.endswith("@derived.casemail>")
+    assert len(first.message_id) == len("<@derived.casemail>") + 32
+    assert read_mail(raw + b"x").message_id != first.message_id
+    assert "no Message-ID" in first.defects
+
+
+def test_phone_signature_is_removed():
+    mail = read("no_message_id.eml")
+    assert mail.new_text == "Can I get a refund?"
+    assert mail.removed_text == "Sent from my iPhone"
+
+
+def test_the_raw_bytes_are_kept_exactly():
+    raw = (FIXTURES / "gmail_reply.eml").read_bytes()
+    assert read_mail(raw).raw is raw
+
+
+def test_the_classifier_gets_default_policy_header_objects():
+    mail = read("outlook_german.eml")
+    assert mail.message["From"].addresses[0].username == "j.mueller"
+    assert mail.header("Subject").startswith("AW: Download")
+    assert mail.header("X-Not-There") == ""
