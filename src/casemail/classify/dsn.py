@@ -19,9 +19,13 @@ from casemail.classify.verdict import BOUNCE, BounceReport
 
 RULES: list[Rule] = []
 
-STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
-_SMTP_CODE = re.compile(r"\b([245])\d\d\b")
+# Not inside a dotted number: "192.0.2.222" holds neither a status code
+# nor a reply code.
+STATUS = re.compile(r"(?<![\w.])([245])\.(\d{1,3})\.(\d{1,3})(?![\w.])")
+_SMTP_CODE = re.compile(r"(?<![\w.\[])([245])\d\d(?=[ -]|$)", re.M)
 _MESSAGE_ID = re.compile(r"<[^<>\s]+@[^<>\s]+>")
+_MESSAGE_ID_LINE = re.compile(r"^\s*Message-ID:\s*(<[^<>\s]+@[^<>\s]+>)",
+                              re.I | re.M)
 
 
 @register(RULES, "dsn-report",
@@ -60,14 +64,19 @@ def field_value(value: object) -> str:
     return text
 
 
-def status_in(text: str) -> str | None:
+def status_in(text: str, *, failures_only: bool = False) -> str | None:
     """The first RFC 3463 status code in ``text``, else one made from a
-    bare SMTP reply code (550 → 5.0.0)."""
-    found = STATUS.search(text or "")
-    if found:
-        return ".".join(found.groups())
-    code = _SMTP_CODE.search(text or "")
-    return f"{code.group(1)}.0.0" if code else None
+    bare SMTP reply code (550 → 5.0.0).  ``failures_only`` skips the
+    2xx codes a session transcript is full of."""
+    classes = "45" if failures_only else "245"
+    for pattern in (STATUS, _SMTP_CODE):
+        for found in pattern.finditer(text or ""):
+            if found.group(1) not in classes:
+                continue
+            if pattern is STATUS:
+                return ".".join(found.groups())
+            return f"{found.group(1)}.0.0"
+    return None
 
 
 def is_permanent(status: str | None, action: str) -> bool:
@@ -114,12 +123,26 @@ def returned_headers(mail: Inbound) -> Message | None:
 
 
 def original_message_id(mail: Inbound) -> str | None:
+    """Our Message-ID, from the returned headers or, when a server mangled
+    them (a blank line before them, a lost boundary), from a line that
+    reads like that header anywhere in the returned mail or the text."""
     headers = returned_headers(mail)
     if headers is not None:
         found = _MESSAGE_ID.search(str(headers.get("Message-ID", "")))
         if found:
             return found.group(0)
+    for text in (*map(_flat, mail.attached_parts), mail.text):
+        line = _MESSAGE_ID_LINE.search(text)
+        if line:
+            return line.group(1)
     return None
+
+
+def _flat(part: Message) -> str:
+    try:
+        return part.as_string()
+    except Exception:  # a part too broken to write back out
+        return ""
 
 
 def read_dsn(mail: Inbound) -> BounceReport | None:

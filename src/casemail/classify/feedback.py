@@ -8,8 +8,8 @@ message from a person.
 
 from __future__ import annotations
 
-from casemail.classify.providers import ses_notice
-from casemail.classify.rule import Inbound, Rule, domain_of, register
+from casemail.classify.providers import ses_type
+from casemail.classify.rule import Inbound, Rule, register
 from casemail.classify.verdict import FEEDBACK_REPORT
 
 RULES: list[Rule] = []
@@ -54,8 +54,4 @@ def apple_unsubscribe(mail: Inbound) -> bool:
           "an Amazon SES complaint notification sent through SNS",
           FEEDBACK_REPORT)
 def amazon_ses_complaint(mail: Inbound) -> bool:
-    if not domain_of(mail.from_address).endswith("sns.amazonaws.com"):
-        return False
-    notice = ses_notice(mail)
-    kind = notice.get("notificationType") or notice.get("eventType") or ""
-    return str(kind).lower() == "complaint"
+    return ses_type(mail) == "complaint"

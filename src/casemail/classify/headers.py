@@ -61,7 +61,8 @@ def list_id(mail: Inbound) -> bool:
 def mailing_list_header(mail: Inbound) -> bool:
     # Older list servers (ezmlm, fml, Yahoo Groups) predate List-Id.
     return any(mail.header(h) for h in
-               ("Mailing-List", "X-Mailing-List", "List-Post", "X-ML-Name"))
+               ("Mailing-List", "X-Mailing-List", "List-Post", "X-ML-Name",
+                "X-MLServer"))
 
 
 def _vendor_rule(header: str, refuses: tuple[str, ...] = ("no", "false",

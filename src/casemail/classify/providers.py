@@ -20,7 +20,7 @@ from casemail.classify.dsn import (
     status_in,
 )
 from casemail.classify.rule import Inbound, Rule, domain_of, register
-from casemail.classify.verdict import BOUNCE, BounceReport
+from casemail.classify.verdict import AUTO_REPLY, BOUNCE, BounceReport
 
 RULES: list[Rule] = []
 
@@ -78,8 +78,6 @@ _RETURNED = re.compile(
     r"|message (follows|headers follow)|below this line|unsent message"
     r"|undelivered message).*$|^(Return-Path|Received|Message-ID):",
     re.I | re.M)
-_MESSAGE_ID_LINE = re.compile(r"^\s*Message-ID:\s*(<[^<>\s]+@[^<>\s]+>)",
-                              re.I | re.M)
 
 
 @register(RULES, "bounce-subject",
@@ -102,15 +100,24 @@ def returned_original(mail: Inbound) -> bool:
     return mail.from_mail_system and bool(mail.attached_parts)
 
 
-@register(RULES, "amazon-ses-notification",
+@register(RULES, "amazon-ses-bounce",
           "an Amazon SES bounce notification sent through SNS", BOUNCE)
+def amazon_ses_bounce(mail: Inbound) -> bool:
+    return ses_type(mail) == "bounce"
+
+
+@register(RULES, "amazon-ses-notification",
+          "any Amazon SES event sent through SNS", AUTO_REPLY)
 def amazon_ses_notification(mail: Inbound) -> bool:
+    # Delivery and other events are machine mail too, but say nothing
+    # failed: only the bounce rule above makes them a bounce.
+    return bool(ses_type(mail))
+
+
+def ses_type(mail: Inbound) -> str:
+    """The SES event type of an SNS notification, "" for other mail."""
     if not domain_of(mail.from_address).endswith("sns.amazonaws.com"):
-        return False
-    return _ses_type(mail) == "bounce"
-
-
-def _ses_type(mail: Inbound) -> str:
+        return ""
     notice = ses_notice(mail)
     kind = notice.get("notificationType") or notice.get("eventType") or ""
     return str(kind).lower()
@@ -150,17 +157,17 @@ def report_text(mail: Inbound) -> str:
 
 def read_text_bounce(mail: Inbound) -> BounceReport:
     """What a plain-text report says, as well as it can be read."""
-    if _ses_type(mail) == "bounce":
+    if ses_type(mail) == "bounce":
         return _read_ses(mail)
     head = report_text(mail)
     recipients = _failed_addresses(mail, head)
     diagnostic = _diagnostic(head, recipients)
+    status = _failure_status(diagnostic) or _failure_status(head)
     delayed = bool(_DELAY.search(mail.subject)) or (
-        not status_in(diagnostic) and bool(_DELAY.search(head[:2000])))
-    action = "delayed" if delayed else "failed"
-    status = status_in(diagnostic) or status_in(head)
+        not status and bool(_DELAY.search(head[:2000])))
     if delayed and status and status.startswith("5"):
         status = None  # a code quoted from an earlier attempt
+    action = "delayed" if delayed else "failed"
     return BounceReport(
         recipient=recipients[0] if recipients else None,
         recipients=recipients,
@@ -169,10 +176,13 @@ def read_text_bounce(mail: Inbound) -> BounceReport:
         diagnostic=diagnostic,
         permanent=is_permanent(status, action) and not delayed,
         action=action,
-        original_message_id=(original_message_id(mail)
-                             or _message_id_in_text(mail)),
+        original_message_id=original_message_id(mail),
         source="text",
     )
+
+
+def _failure_status(text: str) -> str | None:
+    return status_in(text, failures_only=True)
 
 
 def _failed_addresses(mail: Inbound, head: str) -> list[str]:
@@ -192,22 +202,20 @@ def _failed_addresses(mail: Inbound, head: str) -> list[str]:
     return found[:10]
 
 
+_NOT_DIAGNOSTIC = re.compile(r"^(date|received|arrival-date):", re.I)
+
+
 def _diagnostic(head: str, recipients: list[str]) -> str:
     lines = [" ".join(line.split()) for line in head.splitlines()]
     lines = [line for line in lines if line]
     for line in lines:
-        if status_in(line) and not re.match(r"^(date|received):", line, re.I):
+        if _failure_status(line) and not _NOT_DIAGNOSTIC.match(line):
             return line[:300]
     for index, line in enumerate(lines):
         if recipients and recipients[0] in line.lower():
             rest = lines[index + 1:index + 2]
             return " ".join([line, *rest])[:300]
     return ""
-
-
-def _message_id_in_text(mail: Inbound) -> str | None:
-    found = _MESSAGE_ID_LINE.search(mail.text)
-    return found.group(1) if found else None
 
 
 def _address_in(text: str) -> str | None:
@@ -223,7 +231,8 @@ def _read_ses(mail: Inbound) -> BounceReport:
     first = people[0] if people else {}
     recipients = [str(p.get("emailAddress", "")).lower() for p in people]
     diagnostic = str(first.get("diagnosticCode", ""))
-    status = status_in(str(first.get("status", ""))) or status_in(diagnostic)
+    status = (status_in(str(first.get("status", "")))
+              or _failure_status(diagnostic))
     permanent = str(bounce.get("bounceType", "")).lower() == "permanent"
     mail_info = ses_notice(mail).get("mail")
     mail_info = mail_info if isinstance(mail_info, dict) else {}
