@@ -28,6 +28,10 @@ _MESSAGE_ID_LINE = re.compile(r"^\s*Message-ID:\s*(<[^<>\s]+@[^<>\s]+>)",
                               re.I | re.M)
 
 
+_DSN_TYPES = ("message/delivery-status", "message/global-delivery-status")
+_SUCCESS = frozenset({"delivered", "relayed", "expanded"})
+
+
 @register(RULES, "dsn-report",
           "multipart/report; report-type=delivery-status", BOUNCE)
 def dsn_report(mail: Inbound) -> bool:
@@ -35,7 +39,7 @@ def dsn_report(mail: Inbound) -> bool:
     message = mail.message
     return (message.get_content_type() == "multipart/report"
             and str(message.get_param("report-type", "")).lower()
-            == "delivery-status")
+            == "delivery-status" and not reports_success_only(mail))
 
 
 @register(RULES, "delivery-status-part",
@@ -43,8 +47,19 @@ def dsn_report(mail: Inbound) -> bool:
 def delivery_status_part(mail: Inbound) -> bool:
     # Some servers nest the report or misspell the report-type; the part
     # itself is still RFC 3464 text.
-    return bool(mail.parts_of_type("message/delivery-status",
-                                   "message/global-delivery-status"))
+    return (bool(mail.parts_of_type(*_DSN_TYPES))
+            and not reports_success_only(mail))
+
+
+def reports_success_only(mail: Inbound) -> bool:
+    """A DSN whose every recipient was delivered, relayed or expanded
+    (RFC 3464 2.3.3): automated mail, but no failure to record."""
+    parts = mail.parts_of_type(*_DSN_TYPES)
+    if not parts:
+        return False
+    actions = {field_value(b.get("Action")).lower()
+               for b in _blocks(parts[0]) if b.get("Final-Recipient")}
+    return bool(actions) and actions <= _SUCCESS
 
 
 @register(RULES, "x-failed-recipients", "X-Failed-Recipients header", BOUNCE)
@@ -147,8 +162,7 @@ def _flat(part: Message) -> str:
 
 def read_dsn(mail: Inbound) -> BounceReport | None:
     """The report of an RFC 3464 DSN, or None when it has none."""
-    parts = mail.parts_of_type("message/delivery-status",
-                               "message/global-delivery-status")
+    parts = mail.parts_of_type(*_DSN_TYPES)
     if not parts:
         return None
     blocks = _blocks(parts[0])

@@ -11,12 +11,9 @@ bounce.  Prints the rates and, with ``-v``, every miss.
 from __future__ import annotations
 
 import argparse
-import email
 import sys
 from collections import Counter
-from email import policy
-from email.message import EmailMessage
-from email.utils import getaddresses
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from casemail.classify import (
@@ -26,7 +23,8 @@ from casemail.classify import (
     HUMAN,
     classify,
 )
-from casemail.mime.model import Mailbox, ReadMail
+from casemail.mime.model import ReadMail
+from casemail.mime.reader import read_mail
 
 DEFAULT = Path("/work/shared/corpus/sisimai-set-of-emails")
 
@@ -40,64 +38,73 @@ def expected_kind(name: str) -> str:
 
 
 def load(raw: bytes) -> ReadMail:
-    try:
-        from casemail.mime.reader import read_mail
-    except ImportError:
-        return _bare_read(raw)
     return read_mail(raw)
 
 
-def _bare_read(raw: bytes) -> ReadMail:
-    # XXX: stands in for mime.reader.read_mail until that lands; the
-    # classifier only needs the tree, the subject and the sender.
-    message = email.message_from_bytes(raw, policy=policy.default)
-    assert isinstance(message, EmailMessage)
-    senders = getaddresses([str(message.get("From", ""))])
-    sender = Mailbox(*senders[0]) if senders and senders[0][1] else None
-    return ReadMail(
-        message=message, message_id=str(message.get("Message-ID", "")),
-        subject=str(message.get("Subject", "")), sender=sender,
-        reply_to=[], to=[], cc=[], date=None, in_reply_to=[], references=[],
-        new_text="", removed_text="", full_text="", html="", attachments=[],
-        defects=[])
+@dataclass
+class Measurement:
+    """Counts over one run; ``misses`` names each file of the wrong kind."""
+
+    total: int = 0
+    not_human: int = 0
+    right_kind: int = 0
+    bounces: int = 0
+    with_status: int = 0
+    with_recipient: int = 0
+    with_message_id: int = 0
+    kinds: Counter[str] = field(default_factory=Counter)
+    misses: list[str] = field(default_factory=list)
+    not_bounces: int = 0
+    false_bounces: list[str] = field(default_factory=list)
 
 
-def measure(corpus: Path, verbose: bool) -> int:
-    kinds: Counter[str] = Counter()
-    bsd = sorted((corpus / "bsd").glob("*.eml"))
-    right = nonhuman = with_status = with_recipient = with_msgid = 0
-    bounces = 0
-    for path in bsd:
+def measure(corpus: Path) -> Measurement:
+    result = Measurement()
+    for path in sorted((corpus / "bsd").glob("*.eml")):
+        _count_report(result, path)
+    for path in sorted((corpus / "not").glob("*.eml")):
+        result.not_bounces += 1
         verdict = classify(load(path.read_bytes()))
-        kinds[verdict.kind] += 1
-        nonhuman += verdict.kind != HUMAN
-        ok = verdict.kind == expected_kind(path.name)
-        right += ok
-        if verdict.bounce is not None:
-            bounces += 1
-            with_status += verdict.bounce.status is not None
-            with_recipient += verdict.bounce.recipient is not None
-            with_msgid += verdict.bounce.original_message_id is not None
-        if verbose and not ok:
-            print(f"miss {path.name}: {verdict.kind} {verdict.rules}")
-    notdir = sorted((corpus / "not").glob("*.eml"))
-    false_bounces = 0
-    for path in notdir:
-        verdict = classify(load(path.read_bytes()))
-        false_bounces += verdict.kind == BOUNCE
-        if verbose:
-            print(f"not/{path.name}: {verdict.kind} {verdict.rules}")
-    total = len(bsd)
-    print(f"bsd/: {total} mails")
-    print(f"  not human:        {_rate(nonhuman, total)}")
-    print(f"  right kind:       {_rate(right, total)}")
-    print(f"  kinds:            {dict(sorted(kinds.items()))}")
-    print(f"  bounces with status code:        {_rate(with_status, bounces)}")
-    print(f"  bounces with original recipient: "
-          f"{_rate(with_recipient, bounces)}")
-    print(f"  bounces with original Message-ID: {_rate(with_msgid, bounces)}")
-    print(f"not/: {len(notdir)} mails, {false_bounces} taken for bounces")
-    return 0
+        if verdict.kind == BOUNCE:
+            result.false_bounces.append(f"{path.name}: {verdict.rules}")
+    return result
+
+
+def _count_report(result: Measurement, path: Path) -> None:
+    verdict = classify(load(path.read_bytes()))
+    result.total += 1
+    result.kinds[verdict.kind] += 1
+    result.not_human += verdict.kind != HUMAN
+    if verdict.kind == expected_kind(path.name):
+        result.right_kind += 1
+    else:
+        result.misses.append(f"{path.name}: {verdict.kind} {verdict.rules}")
+    bounce = verdict.bounce
+    if bounce is None:
+        return
+    result.bounces += 1
+    result.with_status += bounce.status is not None
+    result.with_recipient += bounce.recipient is not None
+    result.with_message_id += bounce.original_message_id is not None
+
+
+def report(result: Measurement, verbose: bool) -> None:
+    if verbose:
+        for line in (*result.misses, *result.false_bounces):
+            print("miss", line)
+    bounces = result.bounces
+    print(f"bsd/: {result.total} mails")
+    print(f"  not human:        {_rate(result.not_human, result.total)}")
+    print(f"  right kind:       {_rate(result.right_kind, result.total)}")
+    print(f"  kinds:            {dict(sorted(result.kinds.items()))}")
+    print(f"  bounces with status code:         "
+          f"{_rate(result.with_status, bounces)}")
+    print(f"  bounces with original recipient:  "
+          f"{_rate(result.with_recipient, bounces)}")
+    print(f"  bounces with original Message-ID: "
+          f"{_rate(result.with_message_id, bounces)}")
+    print(f"not/: {result.not_bounces} mails, "
+          f"{len(result.false_bounces)} taken for bounces")
 
 
 def _rate(part: int, whole: int) -> str:
@@ -111,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("corpus", nargs="?", type=Path, default=DEFAULT)
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
-    return measure(args.corpus, args.verbose)
+    report(measure(args.corpus), args.verbose)
+    return 0
 
 
 if __name__ == "__main__":

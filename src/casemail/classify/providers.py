@@ -17,6 +17,7 @@ from casemail.classify.dsn import (
     field_value,
     is_permanent,
     original_message_id,
+    reports_success_only,
     status_in,
 )
 from casemail.classify.rule import Inbound, Rule, domain_of, register
@@ -80,16 +81,23 @@ _RETURNED = re.compile(
     re.I | re.M)
 
 
+def _from_mail_system(mail: Inbound) -> bool:
+    # A DSN that reports only successful deliveries has the same subjects
+    # and returned headers as a failure, and still reports no failure.
+    return mail.from_mail_system and not reports_success_only(mail)
+
+
 @register(RULES, "bounce-subject",
           "a mail system's failure-report subject", BOUNCE)
 def bounce_subject(mail: Inbound) -> bool:
-    return mail.from_mail_system and bool(_SUBJECT.match(mail.subject))
+    return _from_mail_system(mail) and bool(_SUBJECT.match(mail.subject))
 
 
 @register(RULES, "bounce-text",
           "a mail system's failure-report wording in the body", BOUNCE)
 def bounce_text(mail: Inbound) -> bool:
-    return mail.from_mail_system and bool(_ANCHORS.search(report_text(mail)))
+    return _from_mail_system(mail) and bool(
+        _ANCHORS.search(report_text(mail)))
 
 
 @register(RULES, "returned-original",
@@ -97,7 +105,7 @@ def bounce_text(mail: Inbound) -> bool:
 def returned_original(mail: Inbound) -> bool:
     # What a mail system sends back with a mail attached is a report on
     # it, whatever words (or language) it chose.
-    return mail.from_mail_system and bool(mail.attached_parts)
+    return _from_mail_system(mail) and bool(mail.attached_parts)
 
 
 @register(RULES, "amazon-ses-bounce",
