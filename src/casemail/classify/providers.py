@@ -193,6 +193,10 @@ def _failure_status(text: str) -> str | None:
     return status_in(text, failures_only=True)
 
 
+# XXX: without X-Failed-Recipients the recipient is the first address in
+# the report's words that is neither the sender's nor the report's own
+# addressee; a report that names a help-desk contact before the failed
+# address (one Japanese provider's Postfix does) gets the wrong one.
 def _failed_addresses(mail: Inbound, head: str) -> list[str]:
     named = [field_value(a) for a in
              mail.header("X-Failed-Recipients").split(",") if a.strip()]
