@@ -155,7 +155,7 @@ class CaseService:
         message = self._store_message(s, case, party, author_address, "",
                                       content)
         self._event(s, case, "automated", party, author_address,
-                    message=message, kind=content.kind, rules=content.rules)
+                    message=message, verdict=content.kind, rules=content.rules)
         return message
 
     def record_bounce(self, s: Session, outbox: m.Outbox, *, status: str,
@@ -204,6 +204,12 @@ class CaseService:
 
     def warn(self, s: Session, case: m.Case, close_at: dt.datetime) -> None:
         """Tell the customer the case closes at ``close_at`` unless they reply."""
+        # One warning per idle stretch, whoever asks (the sweep re-checks
+        # under the row lock; this keeps any other caller honest too).
+        if case.state != State.AWAITING_CUSTOMER or case.warned_at is not None:
+            raise InvalidTransition(
+                f"case {case.id} is not due a warning ({case.state}, "
+                f"warned {case.warned_at})")
         case.warned_at = self.clock.now()
         self.mail.close_warning(s, case, close_at)
 
