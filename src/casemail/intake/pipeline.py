@@ -184,8 +184,8 @@ class Pipeline:
             return None
         content.kind = "bounce" if content.kind == "human" else content.kind
         self.rt.service.record_bounce(
-            s, outbox, status=report.status if report else "",
-            diagnostic=report.diagnostic if report else "",
+            s, outbox, status=(report.status or "") if report else "",
+            diagnostic=(report.diagnostic or "") if report else "",
             permanent=report.permanent if report else True, content=content)
         return "ignored", replies.RECORDED, outbox.case_id
 
