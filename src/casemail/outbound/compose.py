@@ -35,6 +35,7 @@ import jinja2
 
 import casemail
 from casemail.addresses import Signer
+from casemail.classify.loop import MARKER_HEADER
 from casemail.clock import Clock, SystemClock, utc
 from casemail.config import Settings
 
@@ -222,6 +223,8 @@ class Composer:
             msg["Auto-Submitted"] = auto_submitted
         # Exchange and Outlook honour this instead of RFC 3834.
         msg["X-Auto-Response-Suppress"] = "All"
+        # Our own mail coming back is recognised by this (classify/loop).
+        msg[MARKER_HEADER] = self.signer.domain
 
     def _outlook(self, msg: EmailMessage, case: Any, topic: str,
                  subject: str) -> None:
