@@ -214,8 +214,7 @@ class Composer:
         if refs:
             msg["References"] = " ".join(refs)
 
-    @staticmethod
-    def _manners(msg: EmailMessage, auto_submitted: str) -> None:
+    def _manners(self, msg: EmailMessage, auto_submitted: str) -> None:
         # RFC 3834 5: "auto-generated" for notifications and warnings,
         # "auto-replied" for the store's auto-reply; a person's message
         # relayed by us carries none (the field's absence means "no").
