@@ -6,9 +6,9 @@ Mail, the command line and the API all hand the case service a
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 
+from casemail.mime.attachments import Budget, judge
 from casemail.mime.model import AttachmentPart, ReadMail
 
 
@@ -53,14 +53,10 @@ class Content:
                    attachments=list(attachments or []))
 
 
-def uploaded_file(filename: str, data: bytes, declared_type: str = "") -> (
-        AttachmentPart):
-    """An attachment given through the API or command line, not yet sniffed.
-
-    The same allowlist applies as for mail; ``mime.attachments`` decides.
-    """
-    return AttachmentPart(
-        filename=filename, safe_name="", declared_type=declared_type,
-        content_type="", size=len(data),
-        sha256=hashlib.sha256(data).hexdigest(), kept=False, reason="",
-        data=data)
+def uploaded_files(files: list[tuple[str, bytes]], *, max_attachment_size: int,
+                   max_attachments_total: int) -> list[AttachmentPart]:
+    """Files given through the API or the command line, judged by the same
+    sniffing and allowlist as the attachments of a mail."""
+    budget = Budget(max_attachment_size, max_attachments_total)
+    return [judge(data, filename=name, declared="", budget=budget)
+            for name, data in files]
