@@ -134,8 +134,11 @@ def find_due(s: Session, as_of: dt.datetime,
              limit: int | None = None) -> Iterator[tuple[Candidate, Policy]]:
     """Every case that may be due by ``as_of``, with its store's policy.
 
-    Oldest activity first within each query; with ``limit``, each query
-    stops there and the caller cuts the total.
+    Each query returns its rows in index order (per store, oldest
+    activity or oldest warning first); with ``limit`` it stops there, and
+    the caller cuts the total. There is no ORDER BY on purpose: with one,
+    SQLite prefers ``ix_cases_state_activity`` for its order and scans
+    every old case of every store.
     """
     for policy, store_ids in store_groups(s):
         for query in due_queries(policy, store_ids, as_of):
@@ -189,5 +192,4 @@ def _awaiting(store_ids: list[int]) -> Select[Any]:
     return (select(m.Case.id, m.Case.store_id, m.Case.state,
                    m.Case.last_activity_at, m.Case.warned_at)
             .where(m.Case.store_id.in_(store_ids),
-                   m.Case.state == State.AWAITING_CUSTOMER.value)
-            .order_by(m.Case.last_activity_at, m.Case.id))
+                   m.Case.state == State.AWAITING_CUSTOMER.value))
