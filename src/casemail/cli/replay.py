@@ -31,6 +31,7 @@ from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from email.utils import getaddresses
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 
@@ -58,6 +59,7 @@ class Result:
     reply: str
     stage: str  # MAIL, RCPT or DATA: where the answer came
     recipient: str
+    message_id: str = ""
 
 
 # -- the mail files ------------------------------------------------------
@@ -94,7 +96,7 @@ def on_the_wire(raw: bytes) -> bytes:
 
 def envelope_of(raw: bytes, to: str | None = None) -> tuple[str, str]:
     """The envelope sender and recipient a relay would use for ``raw``."""
-    headers = BytesHeaderParser(policy=default_policy).parsebytes(raw)
+    headers = _headers(raw)
     recipient = to or _first_address(headers, "X-Original-To", "To")
     if not recipient:
         raise ReplayError("no recipient: give --to or a To header")
@@ -104,6 +106,10 @@ def envelope_of(raw: bytes, to: str | None = None) -> tuple[str, str]:
     else:
         sender = _first_address(headers, "From")
     return sender, recipient
+
+
+def _headers(raw: bytes) -> Any:
+    return BytesHeaderParser(policy=default_policy).parsebytes(raw)
 
 
 def _first_address(headers: object, *names: str) -> str:
@@ -251,7 +257,9 @@ def send_file(sender: Sender, path: Path, to: str | None,
     mail_from, rcpt = envelope_of(raw, to)
     stage, code, text = sender.send(raw, mail_from, rcpt)
     log.debug("%s: %s %s %s", path.name, stage, code, text)
-    return Result(path, count_of(code, text), code, text, stage, rcpt)
+    message_id = str(_headers(raw).get("Message-ID") or "").strip()
+    return Result(path, count_of(code, text), code, text, stage, rcpt,
+                  message_id)
 
 
 def summary(results: Sequence[Result]) -> str:
