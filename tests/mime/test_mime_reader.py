@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
+
+from mailmaker import FIXTURES
+from mailmaker import read_fixture as read
 
 from casemail.mime.reader import read_mail
-
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "mime"
-
-
-def read(name: str):
-    return read_mail((FIXTURES / name).read_bytes())
 
 
 def test_gmail_reply_keeps_only_the_new_words():

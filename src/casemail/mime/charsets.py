@@ -150,6 +150,11 @@ def _flush(run: list[bytes], charset: str) -> str:
 
 def lenient_b64(data: bytes) -> bytes:
     """Base64 that skips stray characters and repairs the padding."""
+    try:
+        # Non-strict mode already skips characters outside the alphabet.
+        return binascii.a2b_base64(data)
+    except (binascii.Error, ValueError):
+        pass
     clean = re.sub(rb"[^A-Za-z0-9+/]", b"", data)
     clean = clean[: len(clean) - len(clean) % 4 if len(clean) % 4 == 1
                   else len(clean)]

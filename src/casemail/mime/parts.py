@@ -162,7 +162,9 @@ def transfer_encoding(part: Message) -> str:
 
 def payload_bytes(part: Message) -> tuple[bytes, str]:
     """The part's decoded bytes and a defect ("" when none)."""
-    payload = part.get_payload()
+    # Not get_payload(): on 8-bit text it decodes with the declared
+    # charset and replaces what does not fit, before our chain can try.
+    payload = getattr(part, "_payload", None)
     if isinstance(payload, list):
         return b"", ""
     if not isinstance(payload, str):

@@ -24,6 +24,9 @@ _WROTE_START = re.compile(
     r"\d{1,4}[-./]\d{1,2}|\d{1,2}\.? ?\w+\.? \d{4}|\w+ \d{1,2},? \d{4}"
     r"|\d{4}[-/]\d{2}[-/]\d{2})\b",
     re.I)
+_WROTE_ANYWHERE = re.compile(
+    r"\b(wrote|schrieb|schreef|a écrit|escribió|escreveu|ha scritto"
+    r"|skrev|napisał|написал)\b", re.I)
 # A line that is only "<person> <address> wrote:".
 _SOMEONE_WROTE = re.compile(r"<[^<>@\s]+@[^<>\s]+>\s*(\w+\s*)?:$")
 
@@ -79,11 +82,17 @@ def _starts_history(lines: list[str], i: int, line: str) -> bool:
         return False
     if _SIG_DASHES.match(stripped) or _SEPARATOR.match(stripped):
         return True
-    if _SENT_FROM.match(stripped) and len(stripped) < 80:
+    if _is_app_signature(stripped):
         return True
     if _is_wrote_line(lines, i):
         return True
     return _FROM.match(stripped) is not None and _header_block(lines, i)
+
+
+def _is_app_signature(line: str) -> bool:
+    # "Sent from my desk, which is easier." is a sentence, not a signature.
+    return bool(_SENT_FROM.match(line)) and len(line) < 80 \
+        and ", " not in line and not line.endswith(".")
 
 
 def _is_wrote_line(lines: list[str], i: int) -> bool:
@@ -108,16 +117,21 @@ def _wrote_ends(text: str, lines: list[str], i: int) -> bool:
         return False
     if _SOMEONE_WROTE.search(text) and "@" in text:
         return True
-    if not _WROTE.search(text):
-        return False
-    return bool(_WROTE_START.match(text)) or "@" in text \
-        or text.rstrip().endswith(":") and _quoted_follows(lines, i)
+    dated = bool(_WROTE_START.match(text))
+    if _WROTE.search(text) or _WROTE_ANYWHERE.search(text) \
+            and text.rstrip().endswith(":"):
+        return dated or "@" in text \
+            or text.rstrip().endswith(":") and _quoted_follows(lines, i)
+    # "2017-02-05 13:29 GMT+02:00 Jane <jane@example.org>:" with no verb
+    # at all (Gmail in some locales), or without the colon above quotes.
+    return dated and "@" in text and (
+        text.rstrip().endswith(">:") or _quoted_follows(lines, i))
 
 
 def _quoted_follows(lines: list[str], i: int) -> bool:
     for line in lines[i + 1:i + 4]:
         if line.strip():
-            return line.lstrip().startswith(">")
+            return _is_quote(line)
     return False
 
 
@@ -130,6 +144,23 @@ def _header_block(lines: list[str], i: int) -> bool:
         if seen >= 1:
             return True
     return False
+
+
+def end_of_top_block(lines: list[str], start: int) -> int:
+    """Where the quoted block or header block opened at ``start`` ends:
+    the attribution or header lines, then quoted lines and blanks."""
+    i = start + 1
+    # A forward's header block runs to the first blank line.
+    while i < len(lines) and lines[i].strip() \
+            and not _is_quote(lines[i]):
+        i += 1
+    while i < len(lines) and (not lines[i].strip() or _is_quote(lines[i])):
+        i += 1
+    return i
+
+
+def _is_quote(line: str) -> bool:
+    return line.lstrip().startswith((">", "|"))
 
 
 def _trailing_quote(lines: list[str]) -> int | None:

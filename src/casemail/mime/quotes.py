@@ -10,24 +10,118 @@ from __future__ import annotations
 
 import logging
 
+import lxml.etree
+import lxml.html
+
 from casemail.mime import quote_rules
+from casemail.mime.text import html_to_text
 
 log = logging.getLogger(__name__)
 
 
 def split_reply(text: str) -> tuple[str, str]:
-    """``(new, removed)`` for a reply body; ``new + removed`` loses no words.
+    """``(new, removed)`` for a reply body; together they hold every line.
 
-    When the cut would leave nothing (a forward with no words of its own,
-    or a marker we misread), the whole text is new.
+    Top-posted replies are cut at the first marker. When the marker is
+    the first thing in the body (bottom-posting, or a forward with a note
+    below), the quoted block at the top is removed and what follows is
+    the new text. When nothing would be left, the whole text is new.
     """
-    text = text.replace("\r\n", "\n")
-    lines = text.split("\n")
+    lines = text.replace("\r\n", "\n").split("\n")
     cut = quote_rules.first_marker(lines)
     if cut is None:
-        return text.strip("\n").rstrip(), ""
-    new = "\n".join(lines[:cut]).strip("\n").rstrip()
-    removed = "\n".join(lines[cut:]).strip("\n")
+        return _tidy(lines), ""
+    if any(line.strip() for line in lines[:cut]):
+        return _tidy(lines[:cut]), _tidy(lines[cut:])
+    end = quote_rules.end_of_top_block(lines, cut)
+    rest = lines[end:]
+    new, tail = split_reply("\n".join(rest)) if end < len(lines) \
+        else ("", "")
     if not new.strip():
-        return text.strip("\n").rstrip(), ""
-    return new, removed
+        return _tidy(lines), ""
+    removed = _tidy(lines[:end])
+    return new, f"{removed}\n\n{tail}".strip("\n") if tail else removed
+
+
+def _tidy(lines: list[str]) -> str:
+    return "\n".join(lines).strip("\n").rstrip()
+
+
+# Elements mail clients wrap around quoted history or a signature.
+_HTML_MARKERS = (
+    "//*[contains(concat(' ', normalize-space(@class), ' '),"
+    " ' gmail_quote ')]",
+    "//*[contains(concat(' ', normalize-space(@class), ' '),"
+    " ' gmail_signature ')]",
+    "//blockquote[@type='cite']",
+    "//*[@id='divRplyFwdMsg' or @id='appendonsend' or @id='Signature'"
+    " or @id='mail-editor-reference-message-container'"
+    " or @id='stopSpelling' or @id='OLK_SRC_BODY_SECTION']",
+    "//*[contains(@class, 'moz-cite-prefix')"
+    " or contains(@class, 'moz-signature')"
+    " or contains(@class, 'yahoo_quoted')"
+    " or contains(@class, 'OutlookMessageHeader')"
+    " or contains(@class, 'protonmail_quote')"
+    " or contains(@class, 'zmail_extra')]",
+    "//div[contains(@style, 'border-top:solid #E1E1E1')"
+    " or contains(@style, 'border-top:solid #B5C4DF')]",
+)
+
+
+def split_html(html: str) -> tuple[str, str] | None:
+    """``(new_html, quoted_html)`` cut at the first quote marker, or None.
+
+    Everything from the marker element to the end of the document is
+    history: clients put it last, and a signature sits just above it.
+    """
+    try:
+        root = lxml.html.document_fromstring(html)
+    except (ValueError, lxml.etree.ParserError):
+        return None
+    marker = _first_marker(root)
+    if marker is None:
+        return None
+    quoted = _cut_from(marker)
+    return lxml.html.tostring(root, encoding="unicode"), quoted
+
+
+def _first_marker(root: lxml.html.HtmlElement) -> lxml.html.HtmlElement | None:
+    found = []
+    for path in _HTML_MARKERS:
+        try:
+            found.extend(root.xpath(path))
+        except lxml.etree.XPathError:
+            continue
+    order = {el: n for n, el in enumerate(root.iter())}
+    found = [el for el in found if el in order and el is not root]
+    return min(found, key=order.__getitem__) if found else None
+
+
+def _cut_from(marker: lxml.html.HtmlElement) -> str:
+    """Detach the marker and every element after it; return their HTML."""
+    cut: list[str] = []
+    node = marker
+    while node is not None and node.getparent() is not None:
+        parent = node.getparent()
+        following = list(node.itersiblings())
+        for element in [node, *following] if node is marker else following:
+            cut.append(lxml.html.tostring(element, encoding="unicode"))
+            parent.remove(element)
+        node = parent
+    return "".join(cut)
+
+
+def split_html_reply(html: str) -> tuple[str, str]:
+    """``(new, removed)`` as text for an HTML-only reply.
+
+    The clients' own markers are more reliable than the text they leave
+    behind, so we cut there first, then run the text rules on the rest.
+    """
+    parts = split_html(html)
+    if parts is None:
+        return split_reply(html_to_text(html))
+    new, removed = split_reply(html_to_text(parts[0]))
+    quoted = html_to_text(parts[1])
+    if not new.strip():
+        return split_reply(html_to_text(html))
+    return new, "\n\n".join(t for t in (removed, quoted) if t.strip())

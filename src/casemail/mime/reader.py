@@ -98,12 +98,19 @@ def _read_tree(message: EmailMessage, raw: bytes, budget: Budget,
         mail.defects.append(date_defect)
     mail.defects.extend(body.defects)
     _read_files(mail, body.files, budget, depth)
-    mail.new_text, mail.removed_text = quotes.split_reply(mail.full_text)
+    mail.new_text, mail.removed_text = _split(body, mail.full_text)
     _add_forwarded_text(mail)
     mail.defects = _dedupe(mail.defects + describe(message))
     log.debug("%s read: %d files, %d defects", message_id,
               len(mail.attachments), len(mail.defects))
     return mail
+
+
+def _split(body: text.Body, full_text: str) -> tuple[str, str]:
+    kinds = {kind for kind, _ in body.segments}
+    if kinds == {"html"} and len(body.segments) == 1:
+        return quotes.split_html_reply(body.segments[0][1])
+    return quotes.split_reply(full_text)
 
 
 def _header_defects(message: Message, raw: bytes) -> list[str]:

@@ -1,0 +1,61 @@
+"""Attachment files on disk, addressed by their sha256.
+
+The same file sent twice is stored once. Writes are atomic (temporary
+file, fsync, rename), so a crash never leaves half a file under a name
+that says it is complete. The path is ``files_dir/ab/cd/<sha256>``; the
+sender's file name never touches the file system.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def path_for(files_dir: Path, sha256: str) -> Path:
+    return Path(files_dir) / sha256[:2] / sha256[2:4] / sha256
+
+
+def store_file(files_dir: Path, data: bytes) -> str:
+    """Store ``data`` (once) and return its sha256 hex digest."""
+    digest = hashlib.sha256(data).hexdigest()
+    target = path_for(files_dir, digest)
+    if target.exists() and target.stat().st_size == len(data):
+        return digest
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(target.parent)
+    log.debug("stored file %s (%d bytes)", digest, len(data))
+    return digest
+
+
+def read_file(files_dir: Path, sha256: str) -> bytes:
+    return path_for(files_dir, sha256).read_bytes()
+
+
+def _fsync_dir(directory: Path) -> None:
+    # The rename is durable only once the directory entry is on disk.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,64 @@
+"""Build test mails whose parts are made in code (TNEF, ZIP archives)."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zipfile
+from email.message import EmailMessage
+from pathlib import Path
+
+from casemail.mime.model import ReadMail
+from casemail.mime.reader import read_mail
+
+ATT_BODY, ATT_RENDDATA, ATT_TITLE, ATT_DATA = 0x800C, 0x9002, 0x8010, 0x800F
+
+
+def _tnef_object(level: int, name: int, kind: int, data: bytes) -> bytes:
+    # A TNEF attribute: level, id, length, data, 16-bit sum of the data.
+    return (struct.pack("<BHHI", level, name, kind, len(data)) + data
+            + struct.pack("<H", sum(data) & 0xFFFF))
+
+
+def winmail(body: bytes, files: list[tuple[bytes, bytes]]) -> bytes:
+    """A winmail.dat as Outlook writes it: message body, then files."""
+    out = struct.pack("<IH", 0x223E9F78, 1)
+    out += _tnef_object(1, 0x9006, 8, struct.pack("<I", 0x10000))
+    out += _tnef_object(1, 0x9007, 8, struct.pack("<II", 1252, 0))
+    out += _tnef_object(1, ATT_BODY, 2, body)
+    for name, data in files:
+        out += _tnef_object(2, ATT_RENDDATA, 6, bytes(14))
+        out += _tnef_object(2, ATT_TITLE, 1, name + b"\x00")
+        out += _tnef_object(2, ATT_DATA, 6, data)
+    return out
+
+
+def zip_of(entries: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def mail_with(files: list[tuple[str, str, bytes]], text: str = "See attached.",
+              ) -> bytes:
+    """A plain mail from an invented customer with the given files."""
+    message = EmailMessage()
+    message["From"] = "Nora Quist <nora.quist@example.org>"
+    message["To"] = "case+abc@reply.example.test"
+    message["Subject"] = "Files"
+    message["Message-ID"] = "<made-in-test@example.org>"
+    message.set_content(text)
+    for filename, ctype, data in files:
+        maintype, subtype = ctype.split("/")
+        message.add_attachment(data, maintype=maintype, subtype=subtype,
+                               filename=filename)
+    return message.as_bytes()
+
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "mime"
+
+
+def read_fixture(name: str) -> ReadMail:
+    return read_mail((FIXTURES / name).read_bytes())
