@@ -4,12 +4,16 @@ edges: one warning per stretch, one closing, and a reply always wins."""
 from __future__ import annotations
 
 import datetime as dt
+import email
+import email.policy
 from typing import TYPE_CHECKING
 
 import pytest
+from sqlalchemy import select
 
 from casemail.addresses import Party
 from casemail.cases.states import State
+from casemail.db import models as m
 from casemail.db.engine import transaction
 from casemail.errors import InvalidTransition
 from casemail.sweep import SweepReport, _handle, find_planned, run_sweep
@@ -235,3 +239,33 @@ def test_limit_takes_the_oldest_first(desk: Desk) -> None:
     report = desk.at(start + 12 * DAY).sweep(limit=3)
     assert report.warned == ids[:3]
     assert desk.sweep().warned == ids[3:]
+
+
+def _mail_text(desk: Desk, case_id: int, template: str) -> tuple[str, str]:
+    """The queued mail's Auto-Submitted header and plain text, unfolded."""
+    customer = desk.case(case_id).customer_address
+    with desk.rt.sessions() as s:
+        row = s.scalars(select(m.Outbox).where(
+            m.Outbox.case_id == case_id, m.Outbox.template == template)).one()
+    assert row.automated and row.status == "queued"
+    assert row.recipient == customer
+    mail = email.message_from_bytes(row.data, policy=email.policy.default)
+    body = mail.get_body(("plain",))
+    assert body is not None
+    return mail["Auto-Submitted"], " ".join(body.get_content().split())
+
+
+def test_the_mails_name_the_date_and_how_to_keep_or_reopen(
+        desk: Desk) -> None:
+    start = desk.clock.now()
+    case_id = desk.open_waiting()
+    desk.at(start + 11 * DAY).sweep()
+    auto, text = _mail_text(desk, case_id, "close_warning")
+    assert auto == "auto-generated"
+    assert "Monday 19 January 2026, 09:00 UTC" in text
+    assert "Reply to this email before then and the case stays open" in text
+
+    desk.at(start + 14 * DAY).sweep()
+    auto, text = _mail_text(desk, case_id, "case_closed")
+    assert auto == "auto-generated"
+    assert "reply to this email and the case reopens" in text
