@@ -6,23 +6,30 @@ refused there, so no bounce ever goes to a possibly forged sender — and
 hands ``DATA`` to the pipeline in a worker thread, answering only once the
 pipeline has committed. SMTP answers a message once (the worst outcome
 wins); LMTP answers once per recipient (RFC 2033 4.2), which aiosmtpd's
-LMTP class leaves to the handler.
+LMTP class leaves to the handler. The protocol's own limits and wording
+live in ``intake.protocol``; the TCP listeners offer STARTTLS and AUTH
+when configured, the unix socket (reachable only through the file
+system's permissions) neither.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from aiosmtpd.lmtp import LMTP
-from aiosmtpd.smtp import SMTP, Envelope as SmtpEnvelope, Session as SmtpSession
+from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import Envelope as SmtpEnvelope
+from aiosmtpd.smtp import Session as SmtpSession
 
 from casemail.cases.threading import Route, route_recipient
 from casemail.db import models as m
 from casemail.errors import UnknownCase
-from casemail.intake import replies
+from casemail.intake import replies, tls
+from casemail.intake.limits import ConnectionLimits, header_too_big
 from casemail.intake.pipeline import Envelope, Outcome, Pipeline
+from casemail.intake.protocol import GatewayLMTP, GatewaySMTP
 from casemail.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -79,13 +86,21 @@ class Handler:
         raw = envelope.original_content or envelope.content or b""
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogateescape")
+        refusal = header_too_big(raw, self.rt.settings.listener.max_header_size)
+        if refusal is not None:
+            log.info("DATA from %s: %s", _peer(session), refusal[:9])
+            return self._answer([Outcome("refused", refusal)]
+                                * len(envelope.rcpt_tos))
         try:
             outcomes = await asyncio.to_thread(
                 self._deliver, raw, envelope, _peer(session))
         except Exception as exc:  # the pipeline never raises; belt and braces
             answer = replies.for_error(exc, where="DATA")
             outcomes = [Outcome("failed", answer)] * len(envelope.rcpt_tos)
-        if self.lmtp:
+        return self._answer(outcomes)
+
+    def _answer(self, outcomes: list[Outcome]) -> str:
+        if self.lmtp:  # one line per accepted recipient, in RCPT order
             return "\r\n".join(o.reply for o in outcomes)
         return _one_answer(outcomes)
 
@@ -137,32 +152,53 @@ def _mask(address: str) -> str:
     return f"{local.partition('+')[0]}+…@{domain}" if "+" in local else address
 
 
-def smtp_factory(runtime: Runtime, handler: Handler, *, lmtp: bool) -> Any:
+def smtp_factory(runtime: Runtime, handler: Handler, *, lmtp: bool,
+                 limits: ConnectionLimits, secure: bool = True) -> Any:
+    """A protocol factory for one listener; ``secure`` offers STARTTLS
+    and AUTH when they are configured."""
     lst = runtime.settings.listener
-    cls = LMTP if lmtp else SMTP
+    cls = GatewayLMTP if lmtp else GatewaySMTP
+    context = tls.server_context(lst) if secure else None
+    auth = context is not None and tls.auth_enabled(lst)
+    extra: dict[str, Any] = {}
+    if auth:
+        extra = {"authenticator": tls.Authenticator(lst.auth_users),
+                 "auth_required": True, "auth_require_tls": True}
 
     def make() -> SMTP:
-        return cls(handler, data_size_limit=lst.max_message_size,
-                   enable_SMTPUTF8=True, hostname=lst.hostname,
-                   timeout=lst.timeout)
+        return cls(handler, settings=lst, limits=limits,
+                   tls_context=context, **extra)
     return make
 
 
-async def start_listeners(runtime: Runtime) -> list[asyncio.base_events.Server]:
-    """Start SMTP (and LMTP, when configured) in the running event loop."""
+async def start_listeners(
+        runtime: Runtime, *,
+        make_handler: Callable[..., Handler] = Handler,
+) -> list[asyncio.base_events.Server]:
+    """Start SMTP (and LMTP, when configured) in the running event loop.
+
+    The first server is always SMTP; all of them share one count of open
+    sessions. ``make_handler(runtime, pipeline, lmtp=...)`` builds the
+    handlers (the gateway wraps them to drain on stop).
+    """
     loop = asyncio.get_running_loop()
     pipeline = Pipeline(runtime)
     lst = runtime.settings.listener
-    servers = []
-    smtp = smtp_factory(runtime, Handler(runtime, pipeline), lmtp=False)
-    servers.append(await loop.create_server(smtp, lst.host, lst.port))
-    lmtp = smtp_factory(runtime, Handler(runtime, pipeline, lmtp=True),
-                        lmtp=True)
+    limits = ConnectionLimits(overall=lst.max_connections,
+                              per_client=lst.max_connections_per_client)
+    smtp = smtp_factory(runtime, make_handler(runtime, pipeline, lmtp=False),
+                        lmtp=False, limits=limits)
+    servers = [await loop.create_server(smtp, lst.host, lst.port)]
+    lmtp_handler = make_handler(runtime, pipeline, lmtp=True)
     if lst.lmtp_port is not None:
+        lmtp = smtp_factory(runtime, lmtp_handler, lmtp=True, limits=limits)
         servers.append(await loop.create_server(lmtp, lst.host, lst.lmtp_port))
     if lst.lmtp_socket is not None:
+        local = smtp_factory(runtime, lmtp_handler, lmtp=True, limits=limits,
+                             secure=False)
         lst.lmtp_socket.unlink(missing_ok=True)
-        servers.append(await loop.create_unix_server(lmtp, str(lst.lmtp_socket)))
+        servers.append(await loop.create_unix_server(
+            local, str(lst.lmtp_socket)))
     for server in servers:
         for sock in server.sockets:
             log.info("listening on %s", sock.getsockname())

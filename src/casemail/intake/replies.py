@@ -35,6 +35,90 @@ TOO_BIG = "552 5.3.4 Message is larger than this server accepts"
 TRY_LATER = "451 4.3.0 Temporary problem storing the message, try again later"
 SHUTTING_DOWN = "421 4.3.2 Service shutting down, try again later"
 
+# Limits; ``{limit}`` is filled from the listener settings.
+SIZE_EXCEEDED = ("552 5.3.4 Message size exceeds the {limit} bytes this "
+                 "server accepts")
+DATA_TOO_BIG = ("552 5.3.4 Message is larger than the {limit} bytes this "
+                "server accepts")
+LINE_TOO_LONG = ("554 5.6.0 A line of the message is longer than {limit} "
+                 "bytes; send it with a transfer encoding")
+HEADER_TOO_BIG = ("552 5.3.4 The header section is larger than the {limit} "
+                  "bytes this server accepts")
+COMMAND_TOO_LONG = "500 5.5.2 Command line too long"
+TOO_MANY_CONNECTIONS = ("421 4.3.2 Too many connections to this server, "
+                        "try again later")
+TOO_MANY_FROM_CLIENT = ("421 4.7.0 Too many connections from your address, "
+                        "try again later")
+IDLE_TIMEOUT = "421 4.4.2 Nothing heard for too long, closing the connection"
+
+# Security
+TLS_REQUIRED = "530 5.7.0 Send STARTTLS first"
+TLS_FAILED = "554 5.7.0 Command refused: the TLS handshake failed"
+AUTH_REQUIRED = "530 5.7.0 Authentication required"
+AUTH_NEEDS_TLS = "538 5.7.11 Send STARTTLS before AUTH"
+AUTH_FAILED = "535 5.7.8 Authentication credentials invalid"
+
+# aiosmtpd answers some things itself, in words meant for developers and
+# without enhanced codes. Its replies pass through ``translate``; the key is
+# the start of its text. Order matters: the first match wins.
+_THEIRS = [
+    ("552 Error: message size exceeds", SIZE_EXCEEDED),
+    ("552 Error: Too much mail data", DATA_TOO_BIG),
+    ("500 Line too long", LINE_TOO_LONG),
+    ("500 Command line too long", COMMAND_TOO_LONG),
+    ("500 Error: bad syntax", "500 5.5.2 Syntax error: no command given"),
+    ("500 Error: strict ASCII", "500 5.6.7 Only ASCII is accepted here"),
+    ("503 Error: need MAIL", NO_MAIL_FROM),
+    ("503 Error: need RCPT", "503 5.5.1 Send RCPT TO first"),
+    ("503 Error: nested MAIL", "503 5.5.1 Sender already given; send RSET"),
+    ("503 Error: send", "503 5.5.1 Say hello first (EHLO, or LHLO for LMTP)"),
+    ("503 Already authenticated", "503 5.5.1 Already authenticated"),
+    ("554 Command refused due to lack", TLS_FAILED),
+    ("530 Must issue a STARTTLS", TLS_REQUIRED),
+    ("454 TLS not available", "454 4.7.0 TLS not available"),
+    ("538 ", AUTH_NEEDS_TLS),
+    ("535 ", AUTH_FAILED),
+    # Its fallback when an error escapes every handler: never "500", which
+    # makes the sending server bounce the mail, and never the class name.
+    ("500 Error: (", TRY_LATER),
+    ("500 Error: Cannot describe", TRY_LATER),
+]
+
+# Generic enhanced codes (RFC 3463 3.5, 3.7) for replies aiosmtpd words
+# without one, by reply code.
+_GENERIC = {
+    "421": "4.3.2", "450": "4.2.0", "451": "4.3.0", "452": "4.3.1",
+    "454": "4.7.0", "500": "5.5.2", "501": "5.5.4", "502": "5.5.1",
+    "503": "5.5.1", "504": "5.5.4", "530": "5.7.0", "550": "5.0.0",
+    "552": "5.3.4", "553": "5.1.3", "554": "5.0.0", "555": "5.5.4",
+}
+
+
+def translate(text: str, *, sizes: dict[str, int]) -> str:
+    """Our wording of an error reply aiosmtpd produced itself.
+
+    ``sizes`` gives the ``{limit}`` of the size and line texts:
+    ``message`` and ``line`` in bytes. Replies below 400 and replies that
+    already carry an enhanced code pass unchanged.
+    """
+    code = text[:3]
+    if not code.isdigit() or code < "400" or _has_status(text):
+        return text
+    for theirs, ours in _THEIRS:
+        if text.startswith(theirs):
+            limit = sizes["line" if ours is LINE_TOO_LONG else "message"]
+            return ours.format(limit=limit)
+    status = _GENERIC.get(code, f"{code[0]}.0.0")
+    reason = text[4:].removeprefix("Error: ").strip()
+    return f"{code} {status} {reason[:1].upper()}{reason[1:]}"
+
+
+def _has_status(text: str) -> bool:
+    # "250 2.1.5 Ok": a class digit, then two dotted numbers (RFC 3463 2).
+    parts = text[4:].split(" ", 1)[0].split(".")
+    return len(parts) == 3 and all(p.isdigit() for p in parts) \
+        and parts[0] == text[0]
+
 
 def for_error(error: BaseException, *, where: str) -> str:
     """The reply for ``error`` raised while handling ``where`` (RCPT, DATA).
