@@ -19,6 +19,17 @@ ahead (``as_of``): then it shows what the passes until that moment would
 do if nobody wrote in the meantime. A real pass at any moment but the
 clock's own is refused: it would close cases before the date their
 warning named, and date the timeline and the mail wrongly.
+
+XXX: a warning that the mail budget or a bounced address suppressed
+still counts as the stretch's warning (the timeline shows both), so the
+case closes on the date that mail would have named.
+
+XXX: a store that turns auto-close off keeps its warned cases warned; if
+it turns it on again weeks later, they close at the next pass, since the
+date they were told has long passed. A fresh warning would be kinder.
+
+XXX: a pass runs to its end; ``Gateway.stop`` waits for it, which with a
+backlog of thousands of due cases can take minutes. ``limit`` bounds it.
 """
 
 from __future__ import annotations
