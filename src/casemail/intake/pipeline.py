@@ -8,18 +8,23 @@ loop). Every mail ends in a named outcome:
                  sender)
     ignored      automated mail (auto-reply, bounce, list, loop): recorded
                  on the timeline, moved nothing
-    duplicate    the same bytes for the same recipient were filed before
-    quarantined  accepted, but applying it failed; kept with the error for
-                 ``casemail reprocess``
+    duplicate    the same bytes for the same recipient were kept before
+                 (``rawstore``); answered 250, filed once
+    quarantined  accepted, but applying it failed; kept with the error,
+                 retried by the gateway up to ``max_processing_attempts``,
+                 then left for ``casemail reprocess``
     refused      belongs to no case; answered 550, nothing kept
+    failed       nothing could be kept (the database is away); answered
+                 4xx so the sending server tries again
 
 The raw mail, the message and the case change commit in one transaction,
-and the listener answers ``250`` only after that commit.
+and the listener answers ``250`` only after that commit. A quarantined
+mail commits its raw bytes and error in a transaction of its own, after
+the failed one rolled back, and is answered ``250`` only after that.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import traceback
 from dataclasses import dataclass
@@ -30,24 +35,20 @@ from sqlalchemy.orm import Session
 
 from casemail.addresses import Party
 from casemail.cases.content import Content
-from casemail.cases.threading import Route, find_thread
+from casemail.cases.threading import Route, find_thread, route_recipient
 from casemail.classify import Verdict, classify
 from casemail.db import models as m
 from casemail.db.engine import transaction
-from casemail.errors import MailRefused
-from casemail.intake import replies
+from casemail.errors import AddressError, MailRefused, UnknownCase
+from casemail.intake import rawstore, replies
+from casemail.intake.rawstore import Envelope, idempotency_key
 from casemail.mime.model import ReadMail
 from casemail.mime.reader import read_mail
 from casemail.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class Envelope:
-    mail_from: str  # "" for the null reverse-path
-    recipient: str
-    peer: str = ""
+__all__ = ["Envelope", "Outcome", "Pipeline", "Reading", "idempotency_key"]
 
 
 @dataclass(frozen=True)
@@ -66,14 +67,6 @@ class Reading:
     verdict: Verdict
 
 
-def idempotency_key(raw: bytes, recipient: str) -> str:
-    # Per recipient: one mail to two cases is two deliveries, and the
-    # Message-ID is no key (shared across recipients, or missing).
-    digest = hashlib.sha256(raw)
-    digest.update(b"\0" + recipient.strip().lower().encode())
-    return digest.hexdigest()
-
-
 class Pipeline:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
@@ -87,35 +80,41 @@ class Pipeline:
         return Reading(mail, verdict)
 
     def process(self, raw: bytes, envelope: Envelope, route: Route,
-                reading: Reading | None = None) -> Outcome:
-        """File one mail for one recipient; never raises."""
+                reading: Reading | None = None, *,
+                by_person: bool = False) -> Outcome:
+        """File one mail for one recipient; never raises.
+
+        ``by_person``: an operator asked for it (``casemail reprocess``),
+        so a quarantined mail is applied again even past the limit.
+        """
         key = idempotency_key(raw, envelope.recipient)
         try:
             reading = reading or self.read(raw, envelope.mail_from)
-            return self._file(raw, envelope, route, reading, key)
+            return self._file(raw, envelope, route, reading, key, by_person)
         except MailRefused as exc:
             return Outcome("refused", replies.for_error(exc, where="DATA"))
-        except IntegrityError:
-            # Another instance filed the same delivery a moment ago.
-            return Outcome("duplicate", replies.DUPLICATE)
+        except IntegrityError as exc:
+            return self._after_conflict(raw, envelope, key, reading, exc)
         except DBAPIError as exc:
+            # Nothing was kept: the sender keeps the mail and tries again.
             return Outcome("failed", replies.for_error(exc, where="DATA"))
         except Exception as exc:  # a fault of ours: keep the mail, say so
-            return self._quarantine(raw, envelope, key, exc)
+            return self._quarantine(raw, envelope, key, reading, exc)
 
     # -- the one transaction ----------------------------------------------
 
     def _file(self, raw: bytes, env: Envelope, route: Route, reading: Reading,
-              key: str) -> Outcome:
+              key: str, by_person: bool) -> Outcome:
         mail_id = reading.mail.message_id
         with transaction(self.rt.sessions) as s:
-            earlier = s.scalars(
-                select(m.RawMail).where(m.RawMail.idem_key == key)).first()
-            if earlier is not None and earlier.status != "quarantined":
-                log.info("%s duplicate of raw mail %s", mail_id, earlier.id)
+            earlier = rawstore.find(s, key, lock=True)
+            if earlier is not None and not self._again(earlier, by_person):
+                log.info("%s duplicate of raw mail %s (%s)", mail_id,
+                         earlier.id, earlier.status)
                 return Outcome("duplicate", replies.DUPLICATE,
                                earlier.case_id, earlier.id)
-            row = earlier or self._keep_raw(s, raw, env, key)
+            row = earlier or rawstore.keep(s, raw, env, key,
+                                           self.rt.clock.now())
             status, reply, case_id = self._apply(s, row, route, reading)
             row.status, row.outcome, row.case_id = status, reply[4:], case_id
             row.error = ""
@@ -123,16 +122,11 @@ class Pipeline:
                  ",".join(reading.verdict.rules) or "human")
         return Outcome(status, reply, case_id, row.id)
 
-    def _keep_raw(self, s: Session, raw: bytes, env: Envelope,
-                  key: str) -> m.RawMail:
-        row = m.RawMail(
-            idem_key=key, sha256=hashlib.sha256(raw).hexdigest(),
-            envelope_from=env.mail_from[:320], envelope_to=env.recipient[:320],
-            peer=env.peer[:100], received_at=self.rt.clock.now(),
-            size=len(raw), data=raw, status="received")
-        s.add(row)
-        s.flush()
-        return row
+    def _again(self, row: m.RawMail, by_person: bool) -> bool:
+        """Whether a mail kept before is applied once more."""
+        if by_person:
+            return row.status == rawstore.QUARANTINED
+        return rawstore.may_retry(row, self.rt.settings.max_processing_attempts)
 
     def _apply(self, s: Session, row: m.RawMail, route: Route,
                reading: Reading) -> tuple[str, str, int | None]:
@@ -191,36 +185,82 @@ class Pipeline:
 
     # -- when applying fails ------------------------------------------------
 
+    def _after_conflict(self, raw: bytes, env: Envelope, key: str,
+                        reading: Reading | None,
+                        exc: IntegrityError) -> Outcome:
+        """A constraint stopped the transaction. The usual cause: another
+        instance kept the same delivery a moment before us (the unique
+        key waited for its commit). Anything else is a fault of ours."""
+        with self.rt.sessions() as s:
+            if rawstore.exists(s, key):
+                log.info("%s filed meanwhile by another instance",
+                         _mail_id(reading))
+                return Outcome("duplicate", replies.DUPLICATE)
+        return self._quarantine(raw, env, key, reading, exc)
+
     def _quarantine(self, raw: bytes, env: Envelope, key: str,
-                    exc: Exception) -> Outcome:
+                    reading: Reading | None, exc: Exception) -> Outcome:
         error = "".join(traceback.format_exception_only(exc)).strip()
-        log.error("mail for %s quarantined: %s", env.recipient, error,
+        log.error("%s quarantined: %s", _mail_id(reading), error,
                   exc_info=exc)
         try:
             with transaction(self.rt.sessions) as s:
-                row = s.scalars(select(m.RawMail).where(
-                    m.RawMail.idem_key == key)).first()
-                row = row or self._keep_raw(s, raw, env, key)
-                row.status = "quarantined"
-                row.error = error[:4000]
-                row.attempts += 1
-            return Outcome("quarantined", replies.QUARANTINED,
-                           raw_mail_id=row.id)
+                row = rawstore.find(s, key, lock=True)
+                row = row or rawstore.keep(s, raw, env, key,
+                                           self.rt.clock.now())
+                rawstore.mark_quarantined(row, error)
         except Exception as again:  # cannot even keep it: the sender must
             return Outcome("failed", replies.for_error(again, where="DATA"))
+        if row.attempts >= self.rt.settings.max_processing_attempts:
+            log.warning("%s failed %s times: left for a person (raw mail "
+                        "%s)", _mail_id(reading), row.attempts, row.id)
+        return Outcome("quarantined", replies.QUARANTINED, row.case_id,
+                       row.id)
 
-    def reprocess(self, raw_mail_id: int, route_for: object) -> Outcome:
+    # -- applying again -----------------------------------------------------
+
+    def reprocess(self, raw_mail_id: int, *, by_person: bool = True
+                  ) -> Outcome:
         """Apply a quarantined mail again, once its fault is fixed.
 
-        ``route_for`` maps an envelope recipient to its ``Route`` (the
-        listener's RCPT check), so a reprocessed mail is routed exactly
-        like a fresh one.
+        The recipient is routed as at RCPT time; a route that no longer
+        holds (a case gone, a retired signing key) keeps the mail in
+        quarantine with that error instead of dropping it.
         """
-        with transaction(self.rt.sessions) as s:
+        with self.rt.sessions() as s:
             row = s.get(m.RawMail, raw_mail_id)
             if row is None:
-                raise MailRefused(f"no raw mail {raw_mail_id}")
-            raw, env = row.data, Envelope(row.envelope_from, row.envelope_to,
-                                          row.peer)
-        route = route_for(env.recipient)  # type: ignore[operator]
-        return self.process(raw, env, route)
+                raise UnknownCase(f"no raw mail {raw_mail_id}")
+            raw, env = row.data, rawstore.envelope_of(row)
+        key = idempotency_key(raw, env.recipient)
+        try:
+            route = self._route(env.recipient)
+        except (AddressError, UnknownCase) as exc:
+            return self._quarantine(raw, env, key, None, exc)
+        outcome = self.process(raw, env, route, by_person=by_person)
+        if outcome.status == "refused":
+            # Accepted once, so never dropped now: it stays for a person.
+            return self._quarantine(raw, env, key, None,
+                                    MailRefused(outcome.reply))
+        return outcome
+
+    def retry_quarantined(self) -> list[Outcome]:
+        """One automatic pass over the quarantine, below the limit."""
+        limit = self.rt.settings.max_processing_attempts
+        with self.rt.sessions() as s:
+            ids = [r.id for r in rawstore.quarantined(s, retryable_below=limit)]
+        return [self.reprocess(i, by_person=False) for i in ids]
+
+    def _route(self, recipient: str) -> Route:
+        route = route_recipient(self.rt.signer, recipient)
+        if route.kind == "reply":
+            with self.rt.sessions() as s:
+                if s.get(m.Case, route.case_id) is None:
+                    raise UnknownCase(f"no case {route.case_id}")
+        return route
+
+
+def _mail_id(reading: Reading | None) -> str:
+    if reading is None:
+        return "(unread mail)"
+    return reading.mail.message_id or "(no Message-ID)"

@@ -1,0 +1,118 @@
+"""``casemail quarantine`` and ``casemail reprocess``: mail that was
+accepted but could not be applied.
+
+Such mail was answered ``250``, so it is ours to keep: it waits in the
+quarantine with its error. The gateway retries it by itself up to
+``max_processing_attempts``; past that a person looks (``quarantine
+show``), fixes the cause, and applies it again (``reprocess``).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from casemail.cli.render import to_json
+from casemail.cli.stores import open_runtime
+from casemail.db import models as m
+from casemail.errors import CasemailError
+from casemail.intake import rawstore
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("quarantine", help="mail kept but not applied")
+    cmds = p.add_subparsers(dest="quarantine_command", metavar="ACTION",
+                            required=True)
+    ls = cmds.add_parser("list", help="list the quarantined mail")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=run_list)
+    show = cmds.add_parser("show", help="one quarantined mail, its error "
+                           "and its headers")
+    show.add_argument("id", type=int, metavar="ID")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=run_show)
+
+    re = sub.add_parser("reprocess", help="apply quarantined mail again",
+                        description="Apply quarantined mail again, once "
+                        "the fault is fixed (past the retry limit too).")
+    re.add_argument("ids", type=int, nargs="*", metavar="ID")
+    re.add_argument("--all", action="store_true",
+                    help="every quarantined mail")
+    re.set_defaults(func=run_reprocess)
+
+
+def _summary(row: m.RawMail, limit: int) -> dict[str, object]:
+    return {
+        "id": row.id, "received_at": row.received_at.isoformat(),
+        "from": row.envelope_from, "to": _mask(row.envelope_to),
+        "size": row.size, "attempts": row.attempts,
+        "retrying": rawstore.may_retry(row, limit),
+        "error": row.error.splitlines()[-1] if row.error else ""}
+
+
+def run_list(args: argparse.Namespace) -> int:
+    with open_runtime(args) as rt, rt.sessions() as s:
+        limit = rt.settings.max_processing_attempts
+        rows = [_summary(r, limit) for r in rawstore.quarantined(s)]
+    if args.json:
+        print(to_json(rows))
+        return 0
+    if not rows:
+        print("The quarantine is empty.")
+        return 0
+    for row in rows:
+        wait = "retrying" if row["retrying"] else "needs a person"
+        print(f"{row['id']:>6}  {row['received_at'][:19]}  "
+              f"{row['attempts']}/{limit} {wait:<14}  {row['to']}")
+        print(f"        {row['error']}")
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    with open_runtime(args) as rt, rt.sessions() as s:
+        row = s.get(m.RawMail, args.id)
+        if row is None:
+            raise CasemailError(f"no raw mail {args.id}")
+        data = _summary(row, rt.settings.max_processing_attempts)
+        data |= {"status": row.status, "error": row.error,
+                 "headers": _headers(row.data)}
+    if args.json:
+        print(to_json(data))
+        return 0
+    for key in ("id", "status", "received_at", "from", "to", "size",
+                "attempts"):
+        print(f"{key}: {data[key]}")
+    print(f"\n{data['headers']}\n\n{data['error']}")
+    return 0
+
+
+def run_reprocess(args: argparse.Namespace) -> int:
+    from casemail.intake.pipeline import Pipeline
+
+    with open_runtime(args) as rt:
+        ids = list(args.ids)
+        if args.all:
+            with rt.sessions() as s:
+                ids += [r.id for r in rawstore.quarantined(s)]
+        if not ids:
+            raise CasemailError("name the mail to reprocess, or --all")
+        pipeline = Pipeline(rt)
+        outcomes = [(i, pipeline.reprocess(i)) for i in ids]
+    for raw_id, outcome in outcomes:
+        print(f"{raw_id}: {outcome.status} ({outcome.reply})")
+    stuck = sum(o.status in ("quarantined", "failed") for _, o in outcomes)
+    return 1 if stuck else 0
+
+
+def _headers(data: bytes) -> str:
+    # The header section only: the body is the customer's, not the log's.
+    head = data.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    return head.decode("utf-8", "replace").replace("\r\n", "\n")
+
+
+def _mask(address: str) -> str:
+    # The token of a reply address is a credential for the case.
+    local, _, domain = address.partition("@")
+    if "+" not in local:
+        return address
+    return f"{local.partition('+')[0]}+…@{domain}"
+

@@ -1,0 +1,97 @@
+"""The raw mail as received, its idempotency key, and the quarantine.
+
+Every accepted mail is kept byte for byte, one row per envelope recipient,
+in the same transaction as what it did to its case. The row's key is the
+sha256 of the received bytes plus the recipient: the Message-ID is no key,
+since one mail to two cases shares it and some mail has none.
+
+A mail that was accepted but could not be applied is *quarantined*: its
+row is kept with the error and a count of attempts. The gateway tries it
+again on every pass until ``max_processing_attempts``; after that it waits
+for a person (``casemail quarantine list``, ``casemail reprocess ID``).
+Nothing is ever deleted here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from casemail.db import models as m
+
+log = logging.getLogger(__name__)
+
+QUARANTINED = "quarantined"
+
+
+@dataclass(frozen=True)
+class Envelope:
+    mail_from: str  # "" for the null reverse-path
+    recipient: str
+    peer: str = ""
+
+
+def idempotency_key(raw: bytes, recipient: str) -> str:
+    # Per recipient: one mail to two cases is two deliveries, and the
+    # Message-ID is no key (shared across recipients, or missing).
+    digest = hashlib.sha256(raw)
+    digest.update(b"\0" + recipient.strip().lower().encode())
+    return digest.hexdigest()
+
+
+def find(s: Session, key: str, *, lock: bool = False) -> m.RawMail | None:
+    """The row kept for ``key``; ``lock`` holds it for this transaction,
+    so two instances never apply the same quarantined mail together."""
+    query = select(m.RawMail).where(m.RawMail.idem_key == key)
+    if lock:
+        query = query.with_for_update()
+    return s.scalars(query).first()
+
+
+def exists(s: Session, key: str) -> bool:
+    return s.scalar(select(m.RawMail.id).where(m.RawMail.idem_key == key)) \
+        is not None
+
+
+def keep(s: Session, raw: bytes, env: Envelope, key: str,
+         now: dt.datetime) -> m.RawMail:
+    """Add the raw mail to this transaction (flushed: it has an id)."""
+    row = m.RawMail(
+        idem_key=key, sha256=hashlib.sha256(raw).hexdigest(),
+        envelope_from=env.mail_from[:320], envelope_to=env.recipient[:320],
+        peer=env.peer[:100], received_at=now, size=len(raw), data=raw,
+        status="received", attempts=0)
+    s.add(row)
+    s.flush()
+    return row
+
+
+def envelope_of(row: m.RawMail) -> Envelope:
+    return Envelope(row.envelope_from, row.envelope_to, row.peer)
+
+
+def mark_quarantined(row: m.RawMail, error: str) -> None:
+    row.status = QUARANTINED
+    row.error = error[:4000]
+    row.attempts = (row.attempts or 0) + 1
+
+
+def may_retry(row: m.RawMail, max_attempts: int) -> bool:
+    """Whether the gateway (or a redelivery) may apply it again by itself;
+    past the limit only a person's ``reprocess`` does."""
+    return row.status == QUARANTINED and row.attempts < max_attempts
+
+
+def quarantined(s: Session, *, retryable_below: int | None = None,
+                limit: int = 500) -> list[m.RawMail]:
+    """Quarantined rows, oldest first; with ``retryable_below``, only
+    those with fewer attempts than that."""
+    query = select(m.RawMail).where(m.RawMail.status == QUARANTINED)
+    if retryable_below is not None:
+        query = query.where(m.RawMail.attempts < retryable_below)
+    return list(s.scalars(query.order_by(m.RawMail.id).limit(limit)))
