@@ -1,4 +1,5 @@
-"""A gateway running in a thread of its own, and delivery on demand.
+"""A gateway running in a thread of its own, delivery on demand, and
+a case to write to.
 
 Kept out of conftest so that test modules can import them by name.
 """
@@ -9,6 +10,9 @@ import asyncio
 import threading
 from concurrent.futures import Future
 
+from casemail.cases.content import Content
+from casemail.cli.stores import add_store
+from casemail.db.engine import transaction
 from casemail.gateway import Gateway
 from casemail.outbound.delivery import DeliveryWorker
 from casemail.runtime import Runtime
@@ -66,3 +70,20 @@ def deliver_all(rt: Runtime) -> int:
             await worker.close()
         raise AssertionError("the outbox never emptied")
     return asyncio.run(passes())
+
+
+CUSTOMER = "lena.fischer@gmail.example"
+
+
+def open_case(rt: Runtime) -> int:
+    """A Northwind Keys store with one team member, and a case in it."""
+    with transaction(rt.sessions) as s:
+        add_store(s, rt.clock, slug="northwind", name="Northwind Keys",
+                  sender="support@northwind-keys.example",
+                  members=["ana.kovac@northwind-keys.example"])
+        case = rt.service.open_case(
+            s, store_slug="northwind", order_ref="NW-10421",
+            customer_address=CUSTOMER, customer_name="Lena Fischer",
+            subject="Licence key never arrived",
+            content=Content.typed("No key yet.", source="api"))
+        return int(case.id)

@@ -13,33 +13,16 @@ import time
 from pathlib import Path
 
 import pytest
-from e2e_gateway import GatewayThread
+from e2e_gateway import CUSTOMER, GatewayThread, open_case
 from sqlalchemy import select
 
 from casemail.addresses import Party
-from casemail.cases.content import Content
 from casemail.cli.main import main
-from casemail.cli.stores import add_store
 from casemail.db import models as m
-from casemail.db.engine import transaction
 from casemail.outbound.sink import MaildirSink
 from casemail.runtime import Runtime
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
-CUSTOMER = "lena.fischer@gmail.example"
-
-
-def open_case(rt: Runtime) -> int:
-    with transaction(rt.sessions) as s:
-        add_store(s, rt.clock, slug="northwind", name="Northwind Keys",
-                  sender="support@northwind-keys.example",
-                  members=["ana.kovac@northwind-keys.example"])
-        case = rt.service.open_case(
-            s, store_slug="northwind", order_ref="NW-10421",
-            customer_address=CUSTOMER, customer_name="Lena Fischer",
-            subject="Licence key never arrived",
-            content=Content.typed("No key yet.", source="api"))
-        return int(case.id)
 
 
 def write_config(rt: Runtime, path: Path, *, port: int,

@@ -11,18 +11,14 @@ import smtplib
 from collections.abc import Callable, Iterator
 
 import pytest
-from e2e_gateway import GatewayThread
+from e2e_gateway import CUSTOMER, GatewayThread, open_case
 from sqlalchemy import create_engine, select
 
 from casemail.addresses import Party
-from casemail.cases.content import Content
 from casemail.clock import FrozenClock
 from casemail.config import Settings
 from casemail.db import models as m
-from casemail.db.engine import transaction
 from casemail.runtime import Runtime, build_runtime
-
-CUSTOMER = "lena.fischer@gmail.example"
 
 
 def mail(to: str, body: str = "Is there any news about my key?",
@@ -30,21 +26,6 @@ def mail(to: str, body: str = "Is there any news about my key?",
     return (f"From: Lena Fischer <{CUSTOMER}>\r\nTo: <{to}>\r\n"
             f"Subject: Re: Licence key\r\nMessage-ID: {message_id}\r\n"
             f"\r\n{body}\r\n").encode()
-
-
-def open_case(rt: Runtime) -> int:
-    from casemail.cli.stores import add_store
-
-    with transaction(rt.sessions) as s:
-        add_store(s, rt.clock, slug="northwind", name="Northwind Keys",
-                  sender="support@northwind-keys.example",
-                  members=["ana.kovac@northwind-keys.example"])
-        case = rt.service.open_case(
-            s, store_slug="northwind", order_ref="NW-1",
-            customer_address=CUSTOMER, customer_name="Lena Fischer",
-            subject="Licence key", content=Content.typed("No key yet",
-                                                         source="api"))
-        return int(case.id)
 
 
 @pytest.fixture
