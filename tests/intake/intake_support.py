@@ -87,14 +87,15 @@ class Wire:
     """A client that speaks one line at a time and reads replies whole."""
 
     def __init__(self, port: int | None = None, *, path: Path | None = None,
-                 timeout: float = 10) -> None:
+                 source: str = "127.0.0.1", timeout: float = 10) -> None:
         if path is not None:
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             self.sock.settimeout(timeout)
             self.sock.connect(str(path))
         else:
-            self.sock = socket.create_connection(("127.0.0.1", port or 0),
-                                                 timeout=timeout)
+            self.sock = socket.create_connection(
+                ("127.0.0.1", port or 0), timeout=timeout,
+                source_address=(source, 0))
         self.file = self.sock.makefile("rb")
 
     def __enter__(self) -> Wire:

@@ -67,6 +67,7 @@ _THEIRS = [
     ("500 Line too long", LINE_TOO_LONG),
     ("500 Command line too long", COMMAND_TOO_LONG),
     ("500 Error: bad syntax", "500 5.5.2 Syntax error: no command given"),
+    ("500 Error: command", "500 5.5.1 {reason}"),
     ("500 Error: strict ASCII", "500 5.6.7 Only ASCII is accepted here"),
     ("503 Error: need MAIL", NO_MAIL_FROM),
     ("503 Error: need RCPT", "503 5.5.1 Send RCPT TO first"),
@@ -104,13 +105,14 @@ def translate(text: str, *, sizes: dict[str, int]) -> str:
     code = text[:3]
     if not code.isdigit() or code < "400" or _has_status(text):
         return text
+    reason = text[4:].removeprefix("Error: ").strip()
+    reason = reason[:1].upper() + reason[1:]
     for theirs, ours in _THEIRS:
         if text.startswith(theirs):
             limit = sizes["line" if ours is LINE_TOO_LONG else "message"]
-            return ours.format(limit=limit)
+            return ours.format(limit=limit, reason=reason)
     status = _GENERIC.get(code, f"{code[0]}.0.0")
-    reason = text[4:].removeprefix("Error: ").strip()
-    return f"{code} {status} {reason[:1].upper()}{reason[1:]}"
+    return f"{code} {status} {reason}"
 
 
 def _has_status(text: str) -> bool:
