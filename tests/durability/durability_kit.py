@@ -9,9 +9,11 @@ import os
 import signal
 import smtplib
 import socket
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
@@ -69,15 +71,32 @@ def reply_address(rt: Runtime, case_id: int, party: Party) -> str:
 
 
 def make_mail(*, sender: str, to: str, subject: str, text: str,
-              message_id: str) -> bytes:
+              message_id: str = "", png: str = "") -> bytes:
+    """A plain reply; without ``message_id`` it has none; with ``png``
+    it carries a small real PNG of that name."""
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = to
     msg["Subject"] = subject
-    msg["Message-ID"] = message_id
+    if message_id:
+        msg["Message-ID"] = message_id
     msg["Date"] = "Mon, 02 Mar 2026 10:00:00 +0000"
     msg.set_content(text)
+    if png:
+        msg.add_attachment(tiny_png(), maintype="image", subtype="png",
+                           filename=png)
     return msg.as_bytes().replace(b"\n", b"\r\n")
+
+
+def tiny_png() -> bytes:
+    """A 2x2 PNG, made here: signature, IHDR, IDAT, IEND."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data)))
+    rows = b"\x00" + b"\xff\x00\x00" * 2 + b"\x00" + b"\x00\xff\x00" * 2
+    header = struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 
 
 @dataclass
@@ -167,6 +186,8 @@ def serve_env(settings: Settings, port: int, *, relay_port: int = 1,
         "CASEMAIL_DATA_DIR": str(settings.data_dir),
         "CASEMAIL_DATABASE_URL": settings.db_url,
         "CASEMAIL_SIGNING_KEYS": json.dumps(settings.signing_keys),
+        "CASEMAIL_MAX_PROCESSING_ATTEMPTS":
+            str(settings.max_processing_attempts),
         "CASEMAIL_LISTENER__PORT": str(port),
         "CASEMAIL_RELAY__PORT": str(relay_port),
         "CASEMAIL_RELAY__POLL_INTERVAL": "0.1",
