@@ -172,3 +172,20 @@ def test_budget_per_recipient_overall_ignores_suppressed_rows(
     assert [r.status for r in rows] == ["queued"] * 3 + ["suppressed"] * 2
     assert rows[3].last_error.startswith("budget: 3 automated mails")
     assert "about this case" not in rows[3].last_error
+
+
+def test_a_long_case_keeps_references_to_the_root_and_the_newest(
+        sessions: sessionmaker[Session], deps: dict[str, Any],
+        make_case: MakeCase) -> None:
+    clock = deps["clock"]
+    with sessions() as s, s.begin():
+        case = make_case(s, clock)
+        rows = []
+        for _ in range(15):
+            rows.append(_queue(s, case, deps, template="customer_reply",
+                               automated=False))
+            clock.advance(minutes=1)
+    refs = _parse(rows[-1])["References"].split()
+    ids = [r.message_id for r in rows]
+    assert refs == [ids[0], *ids[-11:-1]]
+    assert _parse(rows[-1])["In-Reply-To"] == ids[-2]

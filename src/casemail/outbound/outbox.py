@@ -28,7 +28,7 @@ from casemail.clock import Clock
 from casemail.config import Settings
 from casemail.db.models import Case, Message, Outbox
 from casemail.outbound import budget
-from casemail.outbound.compose import Composer
+from casemail.outbound.compose import REFERENCES_KEEP_LAST, Composer
 
 log = logging.getLogger(__name__)
 
@@ -105,23 +105,34 @@ def _thread_chain(session: Session, case: Case | None, party: Party,
     Gmail threads a mail only on ids already in the recipient's mailbox,
     so the chain prefers the mails sent to this party and those it wrote
     itself (they sit in its Sent folder); a party with neither yet gets the
-    whole case thread, which Apple Mail and Outlook still use.
+    whole case thread, which Apple Mail and Outlook still use. Only the
+    ends of the chain are read: References keeps no more.
     """
     if case is None:
         return []
-    sent = session.execute(
-        select(Outbox.created_at, Outbox.id, Outbox.message_id, Outbox.party)
-        .where(Outbox.case_id == case.id, Outbox.id != exclude_id,
-               Outbox.status.in_(THREAD_STATUSES))).all()
-    received = session.execute(
-        select(Message.created_at, Message.id, Message.message_id,
-               Message.party)
-        .where(Message.case_id == case.id, Message.message_id != "")).all()
-    entries = sorted([(r[0], 0, r[1], r[2], r[3]) for r in sent]
-                     + [(r[0], 1, r[1], r[2], r[3]) for r in received])
-    everything = [_bracketed(e[3]) for e in entries]
-    seen = [_bracketed(e[3]) for e in entries if e[4] == party.value]
-    return [i for i in (seen or everything) if i]
+    seen = _chain_ends(session, case.id, exclude_id, party.value)
+    return seen or _chain_ends(session, case.id, exclude_id, None)
+
+
+def _chain_ends(session: Session, case_id: int, exclude_id: int,
+                party: str | None) -> list[str]:
+    sent = (select(Outbox.created_at, Outbox.id, Outbox.message_id)
+            .where(Outbox.case_id == case_id, Outbox.id != exclude_id,
+                   Outbox.status.in_(THREAD_STATUSES)))
+    received = (select(Message.created_at, Message.id, Message.message_id)
+                .where(Message.case_id == case_id, Message.message_id != ""))
+    if party is not None:
+        sent = sent.where(Outbox.party == party)
+        received = received.where(Message.party == party)
+    entries: set[tuple[dt.datetime, int, int, str]] = set()
+    for source, stmt, model in ((0, sent, Outbox), (1, received, Message)):
+        newest = stmt.order_by(model.created_at.desc(), model.id.desc())
+        oldest = stmt.order_by(model.created_at, model.id)
+        for query in (newest.limit(REFERENCES_KEEP_LAST), oldest.limit(1)):
+            entries.update((at, source, row_id, mid)
+                           for at, row_id, mid in session.execute(query))
+    ids = (_bracketed(e[3]) for e in sorted(entries))
+    return [i for i in ids if i]
 
 
 def _bracketed(message_id: str) -> str:
