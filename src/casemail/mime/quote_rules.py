@@ -68,12 +68,20 @@ _SENT_FROM = re.compile(
 _SIG_DASHES = re.compile(r"^(-- ?|--|__)$")
 
 
-def first_marker(lines: list[str]) -> int | None:
-    """Index of the first line of quoted history or signature, or None."""
-    for i, line in enumerate(lines):
-        if _starts_history(lines, i, line):
+# Markers are looked for in this many lines from the start: every line
+# costs a dozen regular expressions, and a mail of a million short lines
+# must not hold the listener for minutes. New text longer than this is
+# not a reply a person typed above a quote.
+SCAN_LINES = 2000
+
+
+def first_marker(lines: list[str], start: int = 0) -> int | None:
+    """Index of the first line of quoted history or signature at or after
+    ``start``, or None."""
+    for i in range(start, min(len(lines), start + SCAN_LINES)):
+        if _starts_history(lines, i, lines[i]):
             return i
-    return _trailing_quote(lines)
+    return _trailing_quote(lines, start)
 
 
 def _starts_history(lines: list[str], i: int, line: str) -> bool:
@@ -163,12 +171,12 @@ def _is_quote(line: str) -> bool:
     return line.lstrip().startswith((">", "|"))
 
 
-def _trailing_quote(lines: list[str]) -> int | None:
+def _trailing_quote(lines: list[str], begin: int = 0) -> int | None:
     """Start of a block of '>' lines that runs to the end (blank lines and
     a signature aside); inline answers between quotes are kept whole."""
     start = None
-    for i, line in enumerate(lines):
-        stripped = line.strip()
+    for i in range(begin, len(lines)):
+        stripped = lines[i].strip()
         if stripped.startswith(">"):
             if start is None:
                 start = i

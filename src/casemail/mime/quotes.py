@@ -19,6 +19,11 @@ from casemail.mime.text import html_to_text
 log = logging.getLogger(__name__)
 
 
+# A reply that opens with more quoted blocks than this (each below the
+# last) is not a reply layout we know; the rest is kept as new text.
+MAX_TOP_BLOCKS = 20
+
+
 def split_reply(text: str) -> tuple[str, str]:
     """``(new, removed)`` for a reply body; together they hold every line.
 
@@ -28,19 +33,37 @@ def split_reply(text: str) -> tuple[str, str]:
     the new text. When nothing would be left, the whole text is new.
     """
     lines = text.replace("\r\n", "\n").split("\n")
-    cut = quote_rules.first_marker(lines)
-    if cut is None:
-        return _tidy(lines), ""
-    if any(line.strip() for line in lines[:cut]):
-        return _tidy(lines[:cut]), _tidy(lines[cut:])
-    end = quote_rules.end_of_top_block(lines, cut)
-    rest = lines[end:]
-    new, tail = split_reply("\n".join(rest)) if end < len(lines) \
-        else ("", "")
-    if not new.strip():
-        return _tidy(lines), ""
-    removed = _tidy(lines[:end])
-    return new, f"{removed}\n\n{tail}".strip("\n") if tail else removed
+    # Peel quoted blocks off the top, one after the other; a loop, not
+    # recursion, so a body of a thousand "--" lines cannot exhaust the
+    # stack (and each pass starts where the last ended: linear time).
+    blocks: list[tuple[int, int]] = []
+    start = 0
+    new, tail = "", ""
+    while start < len(lines):
+        cut = quote_rules.first_marker(lines, start)
+        if cut is None or len(blocks) >= MAX_TOP_BLOCKS:
+            new = _tidy(lines[start:])
+            break
+        if any(line.strip() for line in lines[start:cut]):
+            new, tail = _tidy(lines[start:cut]), _tidy(lines[cut:])
+            break
+        end = quote_rules.end_of_top_block(lines, cut)
+        blocks.append((start, end))
+        start = end
+    return _unwind(lines, blocks, new, tail)
+
+
+def _unwind(lines: list[str], blocks: list[tuple[int, int]], new: str,
+            tail: str) -> tuple[str, str]:
+    """Put the peeled top blocks back in front of what was removed; when
+    nothing new was found below a block, that block was the new text."""
+    removed = [tail] if tail else []
+    for start, end in reversed(blocks):
+        if not new.strip():
+            new, removed = _tidy(lines[start:]), []
+            continue
+        removed.append(_tidy(lines[start:end]))
+    return new, "\n\n".join(reversed(removed)).strip("\n")
 
 
 def _tidy(lines: list[str]) -> str:
