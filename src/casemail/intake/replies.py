@@ -55,7 +55,6 @@ IDLE_TIMEOUT = "421 4.4.2 Nothing heard for too long, closing the connection"
 TLS_REQUIRED = "530 5.7.0 Send STARTTLS first"
 TLS_FAILED = "554 5.7.0 Command refused: the TLS handshake failed"
 AUTH_REQUIRED = "530 5.7.0 Authentication required"
-AUTH_NEEDS_TLS = "538 5.7.11 Send STARTTLS before AUTH"
 AUTH_FAILED = "535 5.7.8 Authentication credentials invalid"
 
 # aiosmtpd answers some things itself, in words meant for developers and
@@ -77,8 +76,6 @@ _THEIRS = [
     ("554 Command refused due to lack", TLS_FAILED),
     ("530 Must issue a STARTTLS", TLS_REQUIRED),
     ("454 TLS not available", "454 4.7.0 TLS not available"),
-    ("538 ", AUTH_NEEDS_TLS),
-    ("535 ", AUTH_FAILED),
     # Its fallback when an error escapes every handler: never "500", which
     # makes the sending server bounce the mail, and never the class name.
     ("500 Error: (", TRY_LATER),
@@ -103,10 +100,14 @@ def translate(text: str, *, sizes: dict[str, int]) -> str:
     already carry an enhanced code pass unchanged.
     """
     code = text[:3]
-    if not code.isdigit() or code < "400" or _has_status(text):
+    if not code.isdigit() or code < "400":
         return text
-    reason = text[4:].removeprefix("Error: ").strip()
-    reason = reason[:1].upper() + reason[1:]
+    if _has_status(text):
+        status, _, reason = text[4:].partition(" ")
+        if not reason.startswith("Error: "):
+            return text
+        return f"{code} {status} {_capital(reason[7:])}"
+    reason = _capital(text[4:].removeprefix("Error: ").strip())
     for theirs, ours in _THEIRS:
         if text.startswith(theirs):
             limit = sizes["line" if ours is LINE_TOO_LONG else "message"]
@@ -145,4 +146,8 @@ def for_error(error: BaseException, *, where: str) -> str:
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())[:400]
+    return _capital(" ".join(text.split())[:400])
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
