@@ -160,24 +160,26 @@ def html_to_text(html: str) -> str:
 def unflow(text: str, *, delsp: bool) -> str:
     """Join the soft line breaks of ``format=flowed`` (RFC 3676)."""
     out: list[str] = []
-    carry: tuple[int, str] | None = None
+    # The paragraph being joined, as pieces: adding to one string would
+    # copy it once per line, and a long paragraph would take minutes.
+    depth_of_carry, carry = 0, []
     for line in text.split("\n"):
         depth = len(line) - len(line.lstrip(">"))
         content = line[depth:]
         if content.startswith(" "):
             content = content[1:]  # section 4.4: space-stuffing
-        if carry and carry[0] == depth:
-            content = carry[1] + content
-        elif carry:
-            out.append(_quoted(*carry))
-        carry = None
+        if carry and depth_of_carry != depth:
+            out.append(_quoted(depth_of_carry, "".join(carry)))
+            carry = []
         # Section 4.3: "-- " is the signature line, never flowed.
-        if content.endswith(" ") and content != "-- ":
-            carry = (depth, content[:-1] if delsp else content)
+        if content.endswith(" ") and not (content == "-- " and not carry):
+            carry.append(content[:-1] if delsp else content)
+            depth_of_carry = depth
             continue
-        out.append(_quoted(depth, content))
+        out.append(_quoted(depth, "".join([*carry, content])))
+        carry = []
     if carry:
-        out.append(_quoted(*carry))
+        out.append(_quoted(depth_of_carry, "".join(carry)))
     return "\n".join(out)
 
 
