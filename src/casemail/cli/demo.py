@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import secrets
 import shutil
 import tomllib
 from collections.abc import Callable
@@ -251,8 +252,10 @@ def _runtime(base: Path, relay_port: int) -> Any:
     from casemail.config import load_settings
     from casemail.runtime import build_runtime
 
+    # A key of its own for each run: the demo's addresses die with it.
     settings = load_settings(
         None, data_dir=base, database_url="",
+        signing_keys={"1": secrets.token_urlsafe(32)},
         listener={"host": "127.0.0.1", "port": 0},
         relay={"host": "127.0.0.1", "port": relay_port,
                "poll_interval": 0.2, "retry_base": 1.0})

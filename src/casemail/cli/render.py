@@ -139,6 +139,9 @@ def _detail_note(entry: dict[str, Any]) -> str:
         return f"  {detail.get('before')} → {detail.get('after')}"
     if kind == "priority_changed":
         return f"  {detail.get('before')} → {detail.get('after')}"
+    if kind == "attachment_refused":
+        return (f"  {detail.get('filename', '')} "
+                f"({detail.get('content_type', '')})")
     if kind == "held":
         return f"  ({detail.get('reason', '')})"
     if kind == "delivery_problem":
