@@ -31,7 +31,7 @@ from casemail.db import models as m
 from casemail.runtime import Runtime
 
 KILLS = 20
-LETTERS = 160
+LETTERS = 200
 SENDERS = 6
 BUDGET = 50.0  # seconds the senders may take in all
 
@@ -109,7 +109,7 @@ def test_sigkill_under_load_loses_nothing_and_files_nothing_twice(
     with server:
         for thread in load.threads:
             thread.start()
-        while kills < KILLS + 4 and load.wait_acks(
+        while kills < KILLS and load.wait_acks(
                 load.acked + rng.randint(2, 6)):
             if not load.todo:
                 break
