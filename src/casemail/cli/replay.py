@@ -112,9 +112,9 @@ def _headers(raw: bytes) -> Any:
     return BytesHeaderParser(policy=default_policy).parsebytes(raw)
 
 
-def _first_address(headers: object, *names: str) -> str:
+def _first_address(headers: Any, *names: str) -> str:
     for name in names:
-        values = [str(v) for v in headers.get_all(name) or []]  # type: ignore[attr-defined]
+        values = [str(v) for v in headers.get_all(name) or []]
         for _, address in getaddresses(values):
             if "@" in address:
                 return address
