@@ -16,7 +16,7 @@ from casemail.errors import CasemailError
 
 # Order is the order of ``casemail --help``.
 GROUPS = ["demo", "serve", "stores", "cases", "replay", "inspect", "sweep",
-          "quarantine", "config_cmd"]
+          "quarantine", "bench", "config_cmd"]
 
 
 def build_parser() -> argparse.ArgumentParser:

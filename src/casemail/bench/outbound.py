@@ -1,0 +1,111 @@
+"""Outbound: notifications per second from the outbox to a local relay.
+
+The outbox is filled with real notifications (one composed by the case
+service, then copied with fresh Message-IDs, so preparing many is quick),
+the relay is the bare discarding server in a process of its own, and
+casemail's delivery worker runs here, passes back to back, over its one
+reused connection, until the outbox is empty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from sqlalchemy import func, insert, select
+
+from casemail.bench import databases as dbs
+from casemail.bench.process import ServerProcess
+from casemail.db import models as m
+from casemail.db.engine import transaction
+from casemail.outbound.delivery import DeliveryWorker
+from casemail.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outbound:
+    db: str
+    mails: int
+    sent: int
+    seconds: float
+    rate: float
+    mail_kb: float
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def fill_outbox(rt: Runtime, count: int) -> float:
+    """``count`` queued notifications; the mean size in KB."""
+    dbs.open_cases(rt, 1)
+    with transaction(rt.sessions) as s:
+        model = s.scalars(select(m.Outbox).order_by(m.Outbox.id)).first()
+        assert model is not None, "opening a case queued no mail"
+        s.execute(m.Outbox.__table__.delete())
+        now = rt.clock.now()
+        rows = [_copy(model, n, now) for n in range(count)]
+        for start in range(0, count, 5000):
+            s.execute(insert(m.Outbox), rows[start:start + 5000])
+        return len(model.data) / 1024
+
+
+def _copy(model: m.Outbox, n: int, now: dt.datetime) -> dict[str, object]:
+    message_id = f"<bench-out-{n}@reply.example.test>"
+    data = model.data.replace(model.message_id.encode(), message_id.encode())
+    return {"case_id": model.case_id, "template": model.template,
+            "recipient": model.recipient, "party": model.party,
+            "automated": model.automated, "message_id": message_id,
+            "envelope_from": model.envelope_from, "subject": model.subject,
+            "data": data, "status": "queued", "attempts": 0,
+            "created_at": now, "next_attempt_at": now,
+            "deadline": model.deadline, "claimed_by": ""}
+
+
+async def _drain(worker: DeliveryWorker) -> None:
+    try:
+        while await worker.run_once():
+            pass
+    finally:
+        await worker.close()
+
+
+def run_outbound(workdir: Path, pg_url: str | None,
+                 count: int = 2000) -> list[Outbound]:
+    results = []
+    names = ["sqlite"] + (["postgres"] if pg_url else [])
+    with ServerProcess("ceiling") as relay:
+        for name in names:
+            with dbs.database(name, workdir, pg_url or "",
+                                  "outbound") as db:
+                results.append(_one(db, workdir / f"out-{name}", relay.port,
+                                    count))
+    return results
+
+
+def _one(db: dbs.Database, data_dir: Path, relay_port: int,
+         count: int) -> Outbound:
+    rt = dbs.prepared_runtime(db, data_dir)
+    try:
+        kb = fill_outbox(rt, count)
+        settings = rt.settings.model_copy(update={
+            "relay": rt.settings.relay.model_copy(update={
+                "host": "127.0.0.1", "port": relay_port})})
+        worker = DeliveryWorker(rt.sessions, settings, rt.clock, "bench")
+        started = time.perf_counter()
+        asyncio.run(_drain(worker))
+        seconds = time.perf_counter() - started
+        with rt.sessions() as s:
+            sent = s.scalar(select(func.count(m.Outbox.id)).where(
+                m.Outbox.status == "sent")) or 0
+    finally:
+        rt.close()
+    result = Outbound(db.name, count, sent, seconds, sent / seconds, kb)
+    log.info("outbound on %s: %d of %d sent in %.2fs: %.0f/s", db.name,
+             sent, count, seconds, result.rate)
+    return result

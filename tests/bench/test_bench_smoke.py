@@ -1,0 +1,75 @@
+"""``casemail bench --smoke`` runs every part end to end, so the
+benchmark cannot rot unnoticed. It asserts what was done, never how fast:
+timed targets are the benchmark's business, not the test suite's."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, func, select
+
+from casemail.cli.main import main
+from casemail.db import models as m
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, str]:
+    work = tmp_path_factory.mktemp("bench")
+    out = work / "results.json"
+    code = main(["bench", "--smoke", "--no-postgres", "--workdir",
+                 str(work / "run"), "--json", str(out),
+                 "--markdown", str(work / "results.md")])
+    assert code == 0
+    return json.loads(out.read_text()), work, (work / "results.md").read_text()
+
+
+def _cells(results: dict, target: str) -> list[dict]:
+    return [c for c in results["intake"]["cells"] if c["target"] == target]
+
+
+def test_intake_files_every_mail_it_answers_250(smoke) -> None:
+    """casemail answered only 250 in the window, and every one of those
+    mails is filed in the database with its notification queued."""
+    results, work, _ = smoke
+    [cell] = _cells(results, "casemail-sqlite")
+    assert cell["sent"] > 0 and cell["failed"] == 0
+    [db] = (work / "run").glob("intake-*.db")
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.connect() as conn:
+        filed = conn.scalar(select(func.count(m.RawMail.id)).where(
+            m.RawMail.status == "filed"))
+        replies = conn.scalar(select(func.count(m.Outbox.id)).where(
+            m.Outbox.template == "customer_reply"))
+    engine.dispose()
+    # Warm-up mails and those answered after the window are filed too.
+    assert filed >= cell["sent"]
+    assert replies == filed
+
+
+def test_ceiling_and_per_message_process_were_measured(smoke) -> None:
+    results, _, _ = smoke
+    [ceiling] = _cells(results, "ceiling")
+    assert ceiling["sent"] > 0 and ceiling["failed"] == 0
+    assert ceiling["cpu_ms"] > 0 and ceiling["peak_mb"] > 1
+    [pipe] = _cells(results, "pipe")
+    assert pipe["failed"] == 0
+
+
+def test_big_mail_outbound_and_sweep_all_completed(smoke) -> None:
+    results, _, _ = smoke
+    assert {b["code"] for b in results["bigmail"]} == {250}
+    assert all(b["size_mb"] >= 1 for b in results["bigmail"])
+    [out] = results["outbound"]
+    assert out["sent"] == out["mails"] == 20
+    steps = results["sweep"]
+    assert [s["cases"] for s in steps] == [60, 120]
+    assert all(s["warned"] + s["closed"] == s["due"] == 10 for s in steps)
+
+
+def test_report_names_machine_command_and_targets(smoke) -> None:
+    _, _, text = smoke
+    assert "casemail bench --smoke --no-postgres" in text
+    assert "cores" in text and "#### Targets" in text
+    assert "| 2k | 2 | casemail-sqlite |" in text
