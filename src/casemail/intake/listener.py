@@ -199,6 +199,10 @@ async def start_listeners(
         lst.lmtp_socket.unlink(missing_ok=True)
         servers.append(await loop.create_unix_server(
             local, str(lst.lmtp_socket)))
+        # The MTA runs as a user of its own and needs to write to the
+        # socket; who may reach it at all is up to the folder it lives in
+        # (no looser than the TCP listener on loopback).
+        lst.lmtp_socket.chmod(0o666)
     for server in servers:
         for sock in server.sockets:
             log.info("listening on %s", sock.getsockname())
