@@ -109,7 +109,7 @@ def _read_tree(message: EmailMessage, raw: bytes, budget: Budget,
 def _split(body: text.Body, full_text: str) -> tuple[str, str]:
     kinds = {kind for kind, _ in body.segments}
     if kinds == {"html"} and len(body.segments) == 1:
-        return quotes.split_html_reply(body.segments[0][1])
+        return quotes.split_html_reply(body.segments[0][1], full_text)
     return quotes.split_reply(full_text)
 
 
