@@ -43,7 +43,12 @@ def auth_enabled(settings: ListenerSettings) -> bool:
 
 
 class Authenticator:
-    """Checks LOGIN and PLAIN credentials against the configured users."""
+    """Checks LOGIN and PLAIN credentials against the configured users.
+
+    XXX: the passwords sit in the settings in clear text; there is no
+    hashed form yet, so the configuration file must be readable by the
+    casemail user only.
+    """
 
     def __init__(self, users: dict[str, str]) -> None:
         self._users = {name: secret.encode() for name, secret in users.items()}
