@@ -18,6 +18,7 @@ from inscriptis.css_profiles import CSS_PROFILES
 from inscriptis.model.config import ParserConfig
 
 from casemail.mime import parts
+from casemail.mime.defects import MAX_PARTS
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,11 @@ SKIPPED_TYPES = frozenset({
 
 
 @dataclass
+class _Tally:
+    parts: int = 0
+
+
+@dataclass
 class Body:
     """What the walk over a mail's tree found."""
 
@@ -44,6 +50,7 @@ class Body:
     html: list[str] = field(default_factory=list)
     files: list[Message] = field(default_factory=list)  # attachment parts
     defects: list[str] = field(default_factory=list)
+    tally: _Tally = field(default_factory=_Tally)  # shared by sub-walks
 
 
 def walk(message: Message) -> Body:
@@ -56,6 +63,14 @@ def _visit(part: Message, body: Body, depth: int) -> None:
     ctype = parts.content_type(part)
     if depth > 40:
         body.defects.append("parts nested too deep")
+        return
+    # More parts than any person's mail has: the rest is not read (each
+    # costs a parse and a sniff); a defect says so, the raw keeps them.
+    body.tally.parts += 1
+    if body.tally.parts > MAX_PARTS:
+        if body.tally.parts == MAX_PARTS + 1:
+            body.defects.append(f"more than {MAX_PARTS} parts: the rest "
+                                f"of the mail is not read")
         return
     if ctype in SKIPPED_TYPES:
         return
@@ -123,7 +138,7 @@ def _visit_alternative(part: Message, body: Body, depth: int) -> None:
     """
     options = []
     for child in _children(part):
-        sub = Body()
+        sub = Body(tally=body.tally)
         _visit(child, sub, depth + 1)
         options.append((parts.content_type(child), sub))
     if not options:
