@@ -15,7 +15,7 @@ import re
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 
-from casemail.mime import headers, parts, quotes, text
+from casemail.mime import boundaries, headers, parts, quotes, text
 from casemail.mime.archives import unpack_tnef
 from casemail.mime.attachments import Budget, judge
 from casemail.mime.defects import describe, walk_parts
@@ -65,10 +65,19 @@ def _parse(raw: bytes) -> tuple[EmailMessage, list[str]]:
     under compat32 and then give the tree the default policy, whose
     header objects its readers (the classifier) expect."""
     parser = BytesParser(_class=EmailMessage, policy=email.policy.compat32)
-    message = parser.parsebytes(raw)
+    try:
+        message = parser.parsebytes(raw)
+        defects = boundaries.repair(message, email.policy.compat32)
+    except RecursionError:
+        # The stdlib parser recurses once per nested part: a few hundred
+        # levels exhaust the stack. The headers still thread and classify
+        # the mail; the body stays in the raw mail only.
+        message = parser.parsebytes(raw, headersonly=True)
+        message.set_payload("")
+        defects = ["parts nested too deep to read: the body is not read"]
     for part in walk_parts(message):
         part.policy = POLICY
-    return message, []
+    return message, defects
 
 
 def _read_tree(message: EmailMessage, raw: bytes, budget: Budget,

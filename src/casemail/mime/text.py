@@ -77,6 +77,11 @@ def _visit(part: Message, body: Body, depth: int) -> None:
     if _is_file(part, ctype):
         body.files.append(part)
         return
+    if ctype.startswith("multipart/") and not part.is_multipart():
+        # Its boundary is lost and could not be guessed: the body is
+        # still what the person wrote, boundaries and all.
+        _add_plain(part, body)
+        return
     if part.is_multipart():
         if ctype == "multipart/alternative":
             _visit_alternative(part, body, depth)
