@@ -54,3 +54,18 @@ def test_an_autoreply_is_classified_as_such():
 def test_missing_file_is_reported_not_raised(tmp_path, capsys):
     assert main(["inspect", str(tmp_path / "nope.eml")]) == 1
     assert "nope.eml" in capsys.readouterr().err
+
+
+def test_received_trail_is_shown_oldest_first_with_delays():
+    raw = (b"Received: from mx.shop.example (mx.shop.example [192.0.2.10])\r\n"
+           b"\tby relay.reply.example.test with ESMTPS id 4A1B2;\r\n"
+           b"\tMon, 5 Jan 2026 09:02:30 +0000\r\n"
+           b"Received: from laptop.home.example ([198.51.100.7])\r\n"
+           b"\tby mx.shop.example with ESMTPSA id x1;\r\n"
+           b"\tMon, 5 Jan 2026 09:00:00 +0000\r\n"
+           b"From: Ana <ana@shop.example>\r\nSubject: hi\r\n\r\nbody\r\n")
+    hops = inspect_mail(raw)["received"]
+    assert [hop["by"] for hop in hops] == ["mx.shop.example",
+                                           "relay.reply.example.test"]
+    assert hops[1]["delay"] == 150.0
+    assert inspect_mail(b"From: a@b.example\r\n\r\nno trail")["received"] == []

@@ -12,6 +12,8 @@ import json
 import sys
 from pathlib import Path
 
+import mailparser
+
 from casemail.classify import classify
 from casemail.mime.model import AttachmentPart
 from casemail.mime.reader import read_mail
@@ -54,7 +56,23 @@ def inspect_mail(raw: bytes, *, envelope_from: str | None = None) -> dict:
         "attachments": [_attachment(a) for a in mail.attachments],
         "forwarded": [f.message_id for f in mail.forwarded],
         "defects": mail.defects,
+        "received": received_hops(raw),
     }
+
+
+def received_hops(raw: bytes) -> list[dict]:
+    """The ``Received:`` trail (RFC 5321 4.4), oldest hop first, with the
+    delay at each hop: where a late reply spent its time.
+
+    mail-parser reads these headers well; it parses the mail a second
+    time, which is fine here and why it stays off the intake's hot path.
+    """
+    try:
+        hops = mailparser.parse_from_bytes(raw).received or []
+    except Exception:  # an unreadable trail is no reason to fail inspect
+        return []
+    keep = ("from", "by", "with", "date_utc", "delay")
+    return [{k: hop[k] for k in keep if k in hop} for hop in hops]
 
 
 def _box(box: object) -> dict | None:
