@@ -46,7 +46,7 @@ def repair(message: Message, parse_policy: Policy) -> list[str]:
 
 def _unsplit(part: Message) -> bool:
     return parts.content_type(part).startswith("multipart/") \
-        and isinstance(part.get_payload(), str)
+        and isinstance(parts.payload(part), str)
 
 
 def guess_boundary(body: str) -> str | None:
@@ -63,7 +63,7 @@ def guess_boundary(body: str) -> str | None:
 
 
 def _split(part: Message, parse_policy: Policy) -> list[Message]:
-    body = part.get_payload()
+    body = parts.payload(part)
     boundary = guess_boundary(body) if isinstance(body, str) else None
     if boundary is None or '"' in boundary:
         return []
@@ -76,5 +76,5 @@ def _split(part: Message, parse_policy: Policy) -> list[Message]:
     except Exception:  # a body the parser cannot take even now
         log.debug("multipart body could not be split again")
         return []
-    children = again.get_payload()
+    children = parts.payload(again)
     return children if isinstance(children, list) and children else []

@@ -55,9 +55,10 @@ def walk_parts(message: Message) -> Iterator[Message]:
     while stack:
         part = stack.pop(0)
         yield part
-        payload = part.get_payload() if hasattr(part, "get_payload") else None
-        if isinstance(payload, list):
-            stack.extend(p for p in payload if isinstance(p, Message))
+        # Not get_payload(): see ``parts.payload``.
+        children = getattr(part, "_payload", None)
+        if isinstance(children, list):
+            stack.extend(p for p in children if isinstance(p, Message))
 
 
 def _words(defect: object) -> str:

@@ -160,6 +160,17 @@ def transfer_encoding(part: Message) -> str:
     return token[0] or "7bit"
 
 
+def payload(part: Message) -> list[Message] | str | None:
+    """The payload as the parser left it: the child parts, or the body
+    with raw 8-bit bytes kept as surrogate escapes. Not get_payload(),
+    which decodes such a body with the declared charset and raises
+    ValueError when the label holds a NUL."""
+    value = getattr(part, "_payload", None)
+    if isinstance(value, list):
+        return [p for p in value if isinstance(p, Message)]
+    return value if isinstance(value, str) else None
+
+
 def payload_bytes(part: Message) -> tuple[bytes, str]:
     """The part's decoded bytes and a defect ("" when none)."""
     # Not get_payload(): on 8-bit text it decodes with the declared

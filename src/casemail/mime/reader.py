@@ -109,6 +109,7 @@ def _read_tree(message: EmailMessage, raw: bytes, budget: Budget,
     _read_files(mail, body.files, budget, depth)
     mail.new_text, mail.removed_text = _split(body, mail.full_text)
     _add_forwarded_text(mail)
+    _drop_nul(mail)
     mail.defects = _dedupe(mail.defects + describe(message))
     log.debug("%s read: %d files, %d defects", message_id,
               len(mail.attachments), len(mail.defects))
@@ -216,7 +217,7 @@ def _read_forwarded(mail: ReadMail, part: Message, budget: Budget,
 
 
 def _inner_message(part: Message) -> EmailMessage | None:
-    payload = part.get_payload()
+    payload = parts.payload(part)
     if isinstance(payload, list) and payload \
             and isinstance(payload[0], EmailMessage):
         return payload[0]
@@ -240,6 +241,39 @@ def _forward_block(forwarded: ReadMail) -> str:
     if forwarded.subject:
         lines.append(f"Subject: {forwarded.subject}")
     return "\n".join(lines) + "\n\n" + forwarded.full_text.strip()
+
+
+_TEXT_FIELDS = ("message_id", "subject", "new_text", "removed_text",
+                "full_text", "html")
+
+
+def _drop_nul(mail: ReadMail) -> None:
+    """Remove NUL characters from everything read as text.
+
+    RFC 5322 section 2.2 and RFC 2045 section 2.7 forbid them in mail,
+    yet they arrive (raw, or from a decoded word or body); a database
+    text column refuses them (PostgreSQL does), and the message would
+    then be refused on every retry. The raw mail keeps them."""
+    found = False
+    for name in _TEXT_FIELDS:
+        value = getattr(mail, name)
+        if "\x00" in value:
+            setattr(mail, name, value.replace("\x00", ""))
+            found = True
+    for box in [*mail.to, *mail.cc, *mail.reply_to,
+                *([mail.sender] if mail.sender else [])]:
+        if "\x00" in box.name + box.address:
+            box.name = box.name.replace("\x00", "")
+            box.address = box.address.replace("\x00", "")
+            found = True
+    for item in mail.attachments:
+        if "\x00" in item.filename:
+            item.filename = item.filename.replace("\x00", "")
+            found = True
+    mail.in_reply_to = [i.replace("\x00", "") for i in mail.in_reply_to]
+    mail.references = [i.replace("\x00", "") for i in mail.references]
+    if found:
+        mail.defects.append("NUL characters removed from the text")
 
 
 def _dedupe(items: list[str]) -> list[str]:

@@ -112,9 +112,8 @@ def _add_plain(part: Message, body: Body) -> None:
 
 
 def _children(part: Message) -> list[Message]:
-    payload = part.get_payload()
-    return [p for p in payload if isinstance(p, Message)] \
-        if isinstance(payload, list) else []
+    payload = parts.payload(part)
+    return payload if isinstance(payload, list) else []
 
 
 def _is_file(part: Message, ctype: str) -> bool:
