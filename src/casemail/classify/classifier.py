@@ -62,7 +62,12 @@ def classify(mail: ReadMail, *, envelope_from: str | None = None,
 
 def read_bounce(inbound: Inbound) -> BounceReport:
     """The RFC 3464 report if there is one, else the text's."""
-    return dsn.read_dsn(inbound) or providers.read_text_bounce(inbound)
+    try:
+        return dsn.read_dsn(inbound) or providers.read_text_bounce(inbound)
+    except Exception:  # the kind stands; only the details are unread
+        log.warning("%s bounce report unreadable", inbound.mail.message_id,
+                    exc_info=True)
+        return BounceReport(source="unreadable")
 
 
 def _fires(rule: Rule, inbound: Inbound) -> bool:

@@ -15,7 +15,9 @@ from email.message import EmailMessage, Message
 from email.utils import getaddresses, parseaddr
 from functools import cached_property
 
+from casemail.mime.defects import MAX_PARTS
 from casemail.mime.model import ReadMail
+from casemail.mime.parts import content_type, payload
 
 TEXT_LIMIT = 200_000  # characters of body text the rules look at
 
@@ -129,21 +131,30 @@ class Inbound:
         return self.daemon_sender or self.null_reverse_path
 
     @cached_property
-    def own_parts(self) -> list[Message]:
-        """Every part of this mail, not descending into attached mail."""
-        found: list[Message] = []
+    def _typed_parts(self) -> list[tuple[Message, str]]:
+        """Every part of this mail with its type, not descending into
+        attached mail; at most ``MAX_PARTS``, as the reader reads.
+
+        The type comes from the raw header: the policy's header objects
+        cost a full parse on every call, and rules ask many times."""
+        found: list[tuple[Message, str]] = []
         stack: list[Message] = [self.message]
-        while stack:
-            part = stack.pop(0)
-            found.append(part)
-            if part.get_content_maintype() == "multipart":
-                payload = part.get_payload()
-                if isinstance(payload, list):
-                    stack[0:0] = payload
+        while stack and len(found) < MAX_PARTS:
+            part = stack.pop()
+            ctype = content_type(part)
+            found.append((part, ctype))
+            children = payload(part)
+            if ctype.startswith("multipart/") and isinstance(children, list):
+                stack.extend(reversed(children))  # keep document order
         return found
 
+    @cached_property
+    def own_parts(self) -> list[Message]:
+        """Every part of this mail, not descending into attached mail."""
+        return [part for part, _ in self._typed_parts]
+
     def parts_of_type(self, *types: str) -> list[Message]:
-        return [p for p in self.own_parts if p.get_content_type() in types]
+        return [part for part, ctype in self._typed_parts if ctype in types]
 
     @cached_property
     def text(self) -> str:
@@ -160,9 +171,9 @@ class Inbound:
         # A multipart whose boundary the parser lost (a header folded
         # without the leading space) keeps its body as one string; the
         # words are still there to read.
-        return [p.get_payload() for p in self.own_parts
-                if p.get_content_maintype() == "multipart"
-                and isinstance(p.get_payload(), str)]
+        return [body for part, ctype in self._typed_parts
+                if ctype.startswith("multipart/")
+                and isinstance(body := payload(part), str)]
 
     @cached_property
     def attached_parts(self) -> list[Message]:
