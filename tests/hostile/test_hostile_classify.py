@@ -47,3 +47,54 @@ def test_a_deep_report_is_still_found_in_document_order() -> None:
     assert verdict.bounce is not None
     assert verdict.bounce.recipient == "jane@customer.example"
     assert verdict.bounce.status == "5.1.1"
+
+
+def _customer(subject: bytes, body: bytes = b"My key is missing.\r\n"
+              ) -> bytes:
+    return mail(body).replace(b"Subject: My licence key",
+                              b"Subject: " + subject)
+
+
+@pytest.mark.parametrize("subject", [
+    b"Re: Automatic reply: Your case 4471",
+    b"RE: Out of Office: Your case 4471",
+    b"AW: Abwesenheitsnotiz: Ihr Fall",
+    b"Fwd: Automatic reply: Your case 4471",
+    b"Re: =?utf-8?q?R=C3=A9ponse_automatique?=: votre demande",
+])
+def test_a_person_answering_an_auto_reply_stays_human(subject: bytes) -> None:
+    """The subject rule allowed reply prefixes before the phrase, so a
+    customer's answer to an auto-reply was dropped as automated."""
+    verdict = classify(read_mail(_customer(subject)), own_domain=OWN)
+    assert verdict.kind == "human", verdict.rules
+
+
+@pytest.mark.parametrize("subject", [
+    b"Out of office hours, my download failed",
+    b"Absence of my licence key",
+    b"Delivery Status Notification: where is my key?",
+    b"Undeliverable download link",
+])
+def test_subjects_people_write_stay_human(subject: bytes) -> None:
+    verdict = classify(read_mail(_customer(subject)), own_domain=OWN)
+    assert verdict.kind == "human", verdict.rules
+
+
+def test_a_customer_forwarding_a_bounce_stays_human() -> None:
+    body = (b"I got this when I wrote to you:\r\n\r\n"
+            b"---------- Forwarded message ---------\r\n"
+            b"From: Mail Delivery Subsystem <mailer-daemon@googlemail.com>\r\n"
+            b"Subject: Delivery Status Notification (Failure)\r\n\r\n"
+            b"Your message wasn't delivered to shop@example.org because "
+            b"the address couldn't be found.\r\n")
+    verdict = classify(read_mail(_customer(b"Fwd: Delivery Status "
+                                           b"Notification (Failure)", body)),
+                       envelope_from="jane@customer.example", own_domain=OWN)
+    assert verdict.kind == "human", verdict.rules
+
+
+def test_a_customer_at_a_daemon_like_domain_stays_human() -> None:
+    raw = mail(b"My key is missing.\r\n").replace(
+        b"jane@customer.example", b"jane@mailer-daemon.example")
+    verdict = classify(read_mail(raw), own_domain=OWN)
+    assert verdict.kind == "human", verdict.rules

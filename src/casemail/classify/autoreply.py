@@ -2,7 +2,7 @@
 
 Many auto-responders (and Outlook rules) set no header at all, so the
 subject is the only sign.  A pattern must match at the start of the
-subject, after any reply prefixes, and end in a separator, so that a
+subject, before any reply prefix, and end in a separator, so that a
 person asking "Out of office hours support?" is not taken for a robot.
 """
 
@@ -66,7 +66,10 @@ _CJK = (
     "자동 응답", "자동응답", "부재중", "자동 회신",
     "ตอบกลับอัตโนมัติ", "trả lời tự động", "balasan otomatis",
 )
-_PREFIX = r"^\s*((re|aw|sv|vs|antw|wg|fw|fwd|tr|rif|r|ang)\s*:\s*)*"
+# No reply or forward prefix may come first: "Re: Automatic reply: …" is
+# a person answering (or forwarding) an auto-reply, and responders put
+# their words in front of the subject they answer, never behind "Re:".
+_PREFIX = r"^\s*"
 _WORDS = "(" + "|".join(_OPENERS) + ")"
 _OPENER = re.compile(
     _PREFIX + r"([\[(]" + _WORDS + r"[\])]|" + _WORDS
