@@ -82,6 +82,25 @@ def judge(data: bytes, *, filename: str, declared: str, budget: Budget,
     return part
 
 
+# Names that a desktop runs or a browser renders when the file is opened
+# from a download folder, whatever the bytes: source code passes as
+# plain text, and a picture can be a valid page too (a polyglot).
+_RUNNABLE = frozenset({
+    "js", "mjs", "jse", "vbs", "vbe", "wsf", "wsh", "hta", "ps1", "psm1",
+    "bat", "cmd", "com", "exe", "scr", "pif", "msi", "lnk", "jar", "sh",
+    "command", "app", "py", "pl", "rb", "php", "html", "htm", "xhtml",
+    "shtml", "svg", "xml", "url", "reg", "cpl", "dll", "chm", "desktop"})
+
+
+def _runnable_name(part: AttachmentPart) -> str:
+    ext = part.safe_name.rpartition(".")[2].lower() \
+        if "." in part.safe_name else ""
+    if ext in _RUNNABLE:
+        return (f"the file is named .{ext}, which a computer would run "
+                f"or open as a web page")
+    return ""
+
+
 def _refusal(data: bytes, part: AttachmentPart, budget: Budget) -> str:
     if part.size > budget.max_attachment_size:
         return (f"the file is {_mb(part.size)}, more than the "
@@ -89,7 +108,7 @@ def _refusal(data: bytes, part: AttachmentPart, budget: Budget) -> str:
     check = check_for(part.content_type)
     if check is None:
         return filetypes.not_allowed_reason(part.content_type)
-    reason = check(data, part)
+    reason = check(data, part) or _runnable_name(part)
     if reason:
         return reason
     if budget.used + part.size > budget.max_attachments_total:
