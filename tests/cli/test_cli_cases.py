@@ -206,3 +206,22 @@ def test_case_show_in_text_shows_the_timeline(run: Run, store: None) -> None:
     assert "state awaiting_merchant" in out
     assert "“The key never came.”" in out
     assert "reply addresses: customer case+" in out
+
+
+def test_case_show_lists_each_mail_and_how_it_fared(
+        run: Run, store: None, config: Path) -> None:
+    case_id = open_case(run)["id"]
+    engine = make_engine(load_settings(config).db_url)
+    try:  # the relay refused the second notice for now
+        with make_sessions(engine).begin() as s:
+            row = s.scalars(select(m.Outbox).order_by(m.Outbox.id)).all()[1]
+            row.status, row.attempts = "deferred", 2
+            row.last_error = "451 4.3.0 relay busy"
+    finally:
+        engine.dispose()
+    mail = run_json(run, "case", "show", str(case_id))["mail"]
+    assert [(x["template"], x["status"]) for x in mail] == [
+        ("new_case", "queued"), ("new_case", "deferred")]
+    assert mail[1]["attempts"] == 2 and mail[1]["next_attempt_at"]
+    code, out, _ = run("case", "show", str(case_id))
+    assert "deferred   new_case" in out and "451 4.3.0 relay busy" in out

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from casemail.addresses import Party, Signer
@@ -42,6 +43,22 @@ def case_dict(s: Session, signer: Signer, case: m.Case) -> dict[str, Any]:
             "merchant": signer.reply_address(case.id, Party.MERCHANT),
         },
         "timeline": [entry_dict(e) for e in case.events],
+        "mail": [mail_dict(row) for row in s.scalars(
+            select(m.Outbox).where(m.Outbox.case_id == case.id)
+            .order_by(m.Outbox.id))],
+    }
+
+
+def mail_dict(row: m.Outbox) -> dict[str, Any]:
+    """One mail we sent or will send about the case, and how it fared."""
+    return {
+        "id": row.id, "template": row.template, "to": row.recipient,
+        "party": row.party, "status": row.status, "attempts": row.attempts,
+        "next_attempt_at": (row.next_attempt_at.isoformat()
+                            if row.status in ("queued", "deferred") else None),
+        "sent_at": row.sent_at.isoformat() if row.sent_at else None,
+        "error": row.last_error, "dsn_status": row.dsn_status,
+        "dsn_diagnostic": row.dsn_diagnostic,
     }
 
 
@@ -108,7 +125,24 @@ def case_text(data: dict[str, Any]) -> str:
     ]
     for entry in data["timeline"]:
         lines += entry_lines(entry)
+    if data.get("customer_unreachable"):
+        lines.append("  ! mail to the customer bounced: they cannot be "
+                     "reached at this address")
+    lines.append("  mail:")
+    lines += [mail_line(mail) for mail in data.get("mail", [])]
     return "\n".join(lines)
+
+
+def mail_line(mail: dict[str, Any]) -> str:
+    line = (f"    #{mail['id']:<5} {mail['status']:<10} {mail['template']:<18}"
+            f" → {mail['to']}")
+    if mail["status"] == "deferred":
+        line += (f"  (attempt {mail['attempts']}, next "
+                 f"{mail['next_attempt_at'][:16].replace('T', ' ')})")
+    note = mail["dsn_status"] or mail["error"]
+    if mail["status"] in ("deferred", "failed", "bounced", "suppressed") and note:
+        line += f"  {first_line(mail['dsn_diagnostic'] or note)}"
+    return line
 
 
 def entry_lines(entry: dict[str, Any]) -> list[str]:
