@@ -93,6 +93,9 @@ class RelaySettings(BaseModel):
     )
     retry_max: float = Field(3600.0, description="Longest delay between retries.")
     batch_size: int = Field(50, description="Mails one worker pass claims.")
+    connections: int = Field(
+        2, ge=1, le=32,
+        description="Relay connections 'serve' keeps open in parallel.")
     poll_interval: float = Field(
         1.0, description="Seconds the worker waits when the outbox is empty."
     )

@@ -125,10 +125,13 @@ class Gateway:
         self.servers = await start_listeners(
             self.rt, make_handler=self._handler)
         if self.deliver:
-            worker = DeliveryWorker(self.rt.sessions, self.rt.settings,
-                                    self.rt.clock, self.worker_id)
-            self._tasks.append(asyncio.create_task(
-                worker.run_forever(self._stop), name="delivery"))
+            # One relay connection per worker: while one waits for the
+            # relay's answer, the others send (aiosmtplib does not pipeline).
+            for n in range(self.rt.settings.relay.connections):
+                worker = DeliveryWorker(self.rt.sessions, self.rt.settings,
+                                        self.rt.clock, f"{self.worker_id}/{n}")
+                self._tasks.append(asyncio.create_task(
+                    worker.run_forever(self._stop), name=f"delivery-{n}"))
         if self.sweep:
             self._tasks.append(asyncio.create_task(
                 self._sweep_forever(), name="sweep"))
