@@ -89,8 +89,8 @@ async def run_load(port: int, mails: list[Template], *, sessions: int,
                    seconds: float, max_messages: int | None = None,
                    on_start: Callable[[], None] | None = None,
                    on_stop: Callable[[], None] | None = None,
-                   host: str = "127.0.0.1") -> Load:
-    """Send for ``seconds`` (or ``max_messages``) over ``sessions``
+                   warm_up: bool = True, host: str = "127.0.0.1") -> Load:
+    """Send for ``seconds`` (or until ``max_messages``) over ``sessions``
     connections; ``on_start`` and ``on_stop`` run as the measured
     window opens and closes."""
     load = Load()
@@ -101,7 +101,8 @@ async def run_load(port: int, mails: list[Template], *, sessions: int,
 
     async def warm(session: Session) -> None:
         await session.open()
-        await session.send(next(picks), next(seqs))
+        if warm_up:
+            await session.send(next(picks), next(seqs))
 
     async def work(session: Session) -> None:
         await go.wait()

@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -56,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     chosen = suite.profile(name, runs=args.runs, parts=parts)
+    # Stopped with SIGTERM, still stop the servers and drop the schemas.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     pg_url = None
     if not args.no_postgres and databases.postgres_reachable(
             args.postgres_url):
