@@ -9,10 +9,12 @@ from casemail.mime.model import ReadMail
 from casemail.mime.reader import read_mail
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "hostile"
-# What one mail may cost the listener: beyond this it is a denial of
-# service. Generous, so a slow machine does not fail the tests; the
-# inputs below took ten to a hundred times longer before their fixes.
-BUDGET_SECONDS = 2.0
+# A guard against work that grows faster than the mail (recursion,
+# re-copying, a regex that backtracks), not a speed target: those are the
+# benchmark's. The inputs below took 14 to 55 s before their fixes and
+# under a second after, so this bound is loose enough for a slow machine
+# and still catches the kind of fault it is about.
+BUDGET_SECONDS = 6.0
 
 HEAD = (b"From: Jane Customer <jane@customer.example>\r\n"
         b"To: case+abc@reply.example.test\r\n"
