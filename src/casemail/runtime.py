@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from casemail.addresses import Signer
@@ -16,6 +17,7 @@ from casemail.cases.service import CaseService
 from casemail.clock import Clock, SystemClock
 from casemail.config import Settings, ensure_signing_keys
 from casemail.db.engine import make_engine, make_sessions, migrate
+from casemail.errors import ConfigError
 from casemail.outbound.compose import Composer
 
 
@@ -41,13 +43,38 @@ def make_signer(settings: Settings) -> Signer:
                   fallback_locals=(notify_local,))
 
 
+def open_database(url: str, *, migrate_db: bool = True) -> Engine:
+    """The engine for ``url``; a URL that cannot be used is a ConfigError
+    that says why, not a driver's traceback."""
+    try:
+        if migrate_db:
+            migrate(url)
+        return make_engine(url)
+    except (ArgumentError, ImportError) as exc:
+        raise ConfigError(
+            f"database_url {_shown(url)} is not one casemail can use "
+            f"({exc}); use sqlite:///PATH or "
+            "postgresql+psycopg://USER@HOST/DB") from exc
+    except OperationalError as exc:
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        raise ConfigError(
+            f"cannot reach the database at {_shown(url)}: {reason}; check "
+            "database_url and that the server is running") from exc
+
+
+def _shown(url: str) -> str:
+    """The URL without its password, fit to print."""
+    try:
+        return repr(make_url(url).render_as_string(hide_password=True))
+    except ArgumentError:
+        return repr(url.split("@")[-1])
+
+
 def build_runtime(settings: Settings, *, clock: Clock | None = None,
                   migrate_db: bool = True) -> Runtime:
     settings = ensure_signing_keys(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    if migrate_db:
-        migrate(settings.db_url)
-    engine = make_engine(settings.db_url)
+    engine = open_database(settings.db_url, migrate_db=migrate_db)
     clock = clock or SystemClock()
     signer = make_signer(settings)
     composer = Composer(settings, signer, settings.templates_dir)
