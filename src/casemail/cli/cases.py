@@ -20,11 +20,14 @@ from casemail.cli.render import case_dict, case_line, case_text, to_json
 from casemail.cli.stores import open_runtime
 from casemail.db import models as m
 from casemail.db.engine import transaction
-from casemail.errors import CaseError
+from casemail.errors import CaseError, UnknownCase
 from casemail.mime.attachments import Budget, judge
 from casemail.mime.model import AttachmentPart
 
 STATES = [s.value for s in State]
+# The largest id a BIGINT column holds; a larger number names no case (and
+# the database would refuse to compare with it rather than say so).
+MAX_CASE_ID = 2**63 - 1
 PRIORITIES = [p.value for p in Priority]
 
 
@@ -143,6 +146,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
+    _known_id(args.id)
     with open_runtime(args) as rt, rt.sessions() as s:
         case = s.get(m.Case, args.id)
         if case is None:
@@ -188,6 +192,7 @@ def run_read(args: argparse.Namespace) -> int:
 
 def _change(args: argparse.Namespace, change: object) -> int:
     """Lock the case, apply ``change`` through the service, commit, print."""
+    _known_id(args.id)
     with open_runtime(args) as rt:
         with transaction(rt.sessions) as s:
             case = rt.service.lock_case(s, args.id)
@@ -196,6 +201,11 @@ def _change(args: argparse.Namespace, change: object) -> int:
             data = case_dict(s, rt.signer, s.get(m.Case, args.id))
     _print(data, args.json)
     return 0
+
+
+def _known_id(case_id: int) -> None:
+    if not 0 < case_id <= MAX_CASE_ID:
+        raise UnknownCase(f"no case {case_id}")
 
 
 def _own_address(case: m.Case, party: Party) -> str:
