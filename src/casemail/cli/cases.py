@@ -105,6 +105,7 @@ def _as_party(parser: argparse.ArgumentParser, *,
 
 
 def run_open(args: argparse.Namespace) -> int:
+    _said_something(args)
     name, address = parseaddr(args.customer)
     if "@" not in address:
         raise CaseError(f"--customer {args.customer!r}: no mail address")
@@ -158,6 +159,7 @@ def run_show(args: argparse.Namespace) -> int:
 
 def run_reply(args: argparse.Namespace) -> int:
     party = Party(args.party)
+    _said_something(args)
 
     def change(rt: object, s: object, case: m.Case) -> None:
         content = Content.typed(args.text, source="cli",
@@ -206,6 +208,14 @@ def _change(args: argparse.Namespace, change: object) -> int:
 def _known_id(case_id: int) -> None:
     if not 0 < case_id <= MAX_CASE_ID:
         raise UnknownCase(f"no case {case_id}")
+
+
+def _said_something(args: argparse.Namespace) -> None:
+    # A message with neither words nor files would still move the case and
+    # send a notification about nothing.
+    if not args.text.strip() and not args.attach:
+        raise CaseError("--text is empty: write the message, or --attach "
+                        "a file")
 
 
 def _own_address(case: m.Case, party: Party) -> str:
