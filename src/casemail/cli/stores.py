@@ -87,7 +87,8 @@ def add_store(s: Session, clock: Clock, *, slug: str, name: str,
         raise StoreError(f"store slug {slug!r}: use a-z, 0-9 and '-'")
     if s.scalars(select(m.Store).where(m.Store.slug == slug)).first():
         raise StoreError(f"store {slug!r} exists already")
-    store = m.Store(slug=slug, name=name or slug, sender_address=sender,
+    store = m.Store(slug=slug, name=name or slug,
+                    sender_address=check_address(sender, "--sender"),
                     auto_reply_enabled=bool(auto_reply.strip()),
                     auto_reply_text=auto_reply, auto_close_enabled=True,
                     idle_seconds=14 * 86400, warning_lead_seconds=3 * 86400,
@@ -109,6 +110,16 @@ def add_member(store: m.Store, address: str, name: str = "") -> None:
     store.members.append(m.TeamMember(address=address, name=name))
 
 
+def check_address(text: str, what: str) -> str:
+    """A bare address (local@domain), as notifications are sent from and
+    to it; a display name or a stray bracket would break every header."""
+    address = text.strip()
+    if not re.fullmatch(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+", address):
+        raise StoreError(f"{what} {text!r} is not a mail address "
+                         "(like support@shop.example)")
+    return address
+
+
 def remove_member(store: m.Store, address: str) -> None:
     address = address.strip().lower()
     member = next((t for t in store.members if t.address == address), None)
@@ -122,7 +133,7 @@ def apply_settings(store: m.Store, args: argparse.Namespace) -> None:
     if args.name is not None:
         store.name = args.name
     if args.sender is not None:
-        store.sender_address = args.sender
+        store.sender_address = check_address(args.sender, "--sender")
     if args.idle is not None:
         store.idle_seconds = parse_duration(args.idle)
     if args.warn_lead is not None:
