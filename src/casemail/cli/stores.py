@@ -11,6 +11,7 @@ here directly; cases change only through the case service.
 from __future__ import annotations
 
 import argparse
+import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,7 +39,10 @@ def open_runtime(args: argparse.Namespace) -> Iterator[Any]:
     from casemail.config import load_settings
     from casemail.runtime import build_runtime
 
-    runtime = build_runtime(load_settings(args.config))
+    settings = load_settings(args.config)
+    if not getattr(args, "verbose", False):
+        logging.getLogger().setLevel(settings.log_level.upper())
+    runtime = build_runtime(settings)
     try:
         yield runtime
     finally:
