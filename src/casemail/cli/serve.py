@@ -13,6 +13,8 @@ import logging
 import signal
 from typing import Any
 
+from casemail.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 
@@ -20,12 +22,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="run the listener, delivery and sweep",
                        description="Run casemail until SIGINT/SIGTERM.")
     p.add_argument("--host", help="listener address (default: settings)")
-    p.add_argument("--port", type=int, help="SMTP port (default: settings)")
+    p.add_argument("--port", type=_port,
+                   help="SMTP port (default: settings)")
     p.add_argument("--no-deliver", action="store_true",
                    help="do not run the delivery worker here")
     p.add_argument("--no-sweep", action="store_true",
                    help="do not run the auto-close sweep here")
     p.set_defaults(func=run)
+
+
+def _port(text: str) -> int:
+    # Checked here: settings updated from the command line skip validation.
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a port: give a number from 0 to 65535")
+    return int(text)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,7 +69,15 @@ async def serve(runtime: Any, *, deliver: bool = True,
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    await gateway.start()
+    try:
+        await gateway.start()
+    except (OSError, OverflowError) as exc:
+        lst = runtime.settings.listener
+        reason = str(exc).rpartition(": ")[2] or type(exc).__name__
+        raise ConfigError(
+            f"cannot listen on {lst.host}:{lst.port}: {reason}; stop what "
+            "holds it, or choose another [listener] host/port (or --host, "
+            "--port)") from exc
     log.info("casemail serving SMTP on port %s (delivery %s, sweep %s)",
              gateway.smtp_port, "on" if deliver else "off",
              "on" if sweep else "off")
