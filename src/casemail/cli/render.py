@@ -9,6 +9,7 @@ event is, with their new text and their attachments, kept and refused.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from sqlalchemy import select
@@ -16,6 +17,12 @@ from sqlalchemy.orm import Session
 
 from casemail.addresses import Party, Signer
 from casemail.db import models as m
+
+# C0 and C1 controls but tab and line feed, and the bidirectional overrides:
+# in text from mail they would move the cursor, retitle or clear the
+# terminal, or reorder what a person reads (a file name shown backwards).
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f"
+                          "\u202a-\u202e\u2066-\u2069]")
 
 # Events whose message is shown with them on the timeline.
 _MESSAGE_EVENTS = {"message", "held", "automated", "delivery_problem"}
@@ -106,9 +113,9 @@ def to_json(value: Any) -> str:
 def case_line(case: m.Case) -> str:
     """One line per case, for lists."""
     unread = "*" if case.unread else " "
-    return (f"{unread}{case.id:>6}  {case.state:<17} {case.priority:<7} "
-            f"{case.store.slug:<12} {case.customer_address:<30} "
-            f"{case.subject}")
+    return printable(f"{unread}{case.id:>6}  {case.state:<17} "
+                     f"{case.priority:<7} {case.store.slug:<12} "
+                     f"{case.customer_address:<30} {case.subject}")
 
 
 def case_text(data: dict[str, Any]) -> str:
@@ -130,7 +137,18 @@ def case_text(data: dict[str, Any]) -> str:
                      "reached at this address")
     lines.append("  mail:")
     lines += [mail_line(mail) for mail in data.get("mail", [])]
-    return "\n".join(lines)
+    return printable("\n".join(lines))
+
+
+def printable(text: str) -> str:
+    """``text`` fit for a terminal: controls shown as ``\\x1b``, not
+    obeyed (tabs and line feeds stay)."""
+    return _UNPRINTABLE.sub(_escaped, text)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match[0])
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def mail_line(mail: dict[str, Any]) -> str:
