@@ -15,14 +15,16 @@ import contextvars
 import logging
 import os
 import secrets
+import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -214,12 +216,39 @@ def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
     token = _toml_path.set(Path(path) if path is not None else None)
     try:
         settings = Settings(**overrides)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    except ValidationError as exc:
+        problems = "; ".join(_problem(e, path) for e in exc.errors())
+        raise ConfigError(f"invalid configuration: {problems}") from exc
+    except SettingsError as exc:
+        # The only one pydantic-settings raises itself: a CASEMAIL_ value
+        # for a table that is not JSON.
+        raise ConfigError(
+            f"invalid configuration: {exc}; a CASEMAIL_ variable for a "
+            "table is JSON, like CASEMAIL_SIGNING_KEYS='{\"1\": \"secret\"}'"
+        ) from exc
     except ValueError as exc:
         raise ConfigError(f"invalid configuration: {exc}") from exc
     finally:
         _toml_path.reset(token)
     _warn_unsafe(settings)
     return settings
+
+
+def _problem(error: Any, path: Path | str | None) -> str:
+    """One validation error in words: the setting, where it may be set,
+    what is wrong and the value given."""
+    name = ".".join(str(part) for part in error["loc"])
+    variable = "CASEMAIL_" + "__".join(
+        str(part) for part in error["loc"]).upper()
+    where = f"{path} or {variable}" if path else variable
+    given = error.get("input")
+    shown = f" (got {given!r})" if isinstance(given, str | int | float) else ""
+    if error["type"] == "extra_forbidden":
+        return (f"{name} (in {where}): not a setting casemail knows; "
+                "'casemail config --example' lists them")
+    return f"{name} (in {where}): {error['msg']}{shown}"
 
 
 def ensure_signing_keys(settings: Settings) -> Settings:
