@@ -3,8 +3,9 @@
 The outbox is filled with real notifications (one composed by the case
 service, then copied with fresh Message-IDs, so preparing many is quick),
 the relay is the bare discarding server in a process of its own, and
-casemail's delivery worker runs here, passes back to back, over its one
-reused connection, until the outbox is empty.
+casemail's delivery workers run here as ``serve`` runs them (one per
+relay connection, each reusing its connection), passes back to back,
+until the outbox is empty.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class Outbound:
     db: str
+    connections: int
     mails: int
     sent: int
     seconds: float
@@ -67,12 +69,15 @@ def _copy(model: m.Outbox, n: int, now: dt.datetime) -> dict[str, object]:
             "deadline": model.deadline, "claimed_by": ""}
 
 
-async def _drain(worker: DeliveryWorker) -> None:
-    try:
-        while await worker.run_once():
-            pass
-    finally:
-        await worker.close()
+async def _drain(workers: list[DeliveryWorker]) -> None:
+    async def one(worker: DeliveryWorker) -> None:
+        try:
+            while await worker.run_once():
+                pass
+        finally:
+            await worker.close()
+
+    await asyncio.gather(*(one(w) for w in workers))
 
 
 def run_outbound(workdir: Path, pg_url: str | None,
@@ -96,16 +101,20 @@ def _one(db: dbs.Database, data_dir: Path, relay_port: int,
         settings = rt.settings.model_copy(update={
             "relay": rt.settings.relay.model_copy(update={
                 "host": "127.0.0.1", "port": relay_port})})
-        worker = DeliveryWorker(rt.sessions, settings, rt.clock, "bench")
+        # As 'serve' runs them: one worker per relay connection.
+        workers = [
+            DeliveryWorker(rt.sessions, settings, rt.clock, f"bench/{n}")
+            for n in range(settings.relay.connections)]
         started = time.perf_counter()
-        asyncio.run(_drain(worker))
+        asyncio.run(_drain(workers))
         seconds = time.perf_counter() - started
         with rt.sessions() as s:
             sent = s.scalar(select(func.count(m.Outbox.id)).where(
                 m.Outbox.status == "sent")) or 0
     finally:
         rt.close()
-    result = Outbound(db.name, count, sent, seconds, sent / seconds, kb)
+    result = Outbound(db.name, len(workers), count, sent, seconds,
+                      sent / seconds, kb)
     log.info("outbound on %s: %d of %d sent in %.2fs: %.0f/s", db.name,
              sent, count, seconds, result.rate)
     return result

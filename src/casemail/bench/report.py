@@ -51,7 +51,8 @@ def intake_table(rows: list[Row]) -> list[str]:
             cpu += f" (+{_f(r['db_cpu_ms'], 2)} db)"
         out.append(
             f"| {r['size']} | {r['sessions']} | {r['target']} | "
-            f"{_f(r['rate'])} | {_f(100 * ratio)} % | "
+            f"{_f(r['rate'], 0 if r['rate'] >= 10 else 2)} | "
+            f"{_f(100 * ratio)} % | "
             f"{_f(100 * ref_ratio)} % | {_f(100 * cpu_ratio)} % | "
             f"{_f(r['p50_ms'], 1)} | {_f(r['p99_ms'], 1)} | {cpu} | "
             f"{_f(r['peak_mb'])} |")
@@ -103,12 +104,19 @@ def targets_table(res: dict[str, Any]) -> list[str]:
     return out
 
 
+def _pipe_runs(res: dict[str, Any]) -> str:
+    runs = res.get("plan", {}).get("intake", {}).get("pipe_runs", 1)
+    return "once" if runs == 1 else f"in {runs} runs"
+
+
 def markdown(res: dict[str, Any]) -> str:
     mach = res["machine"]
     out = [f"Measured {res['date']} on {mach['nproc']} cores "
            f"({mach['cpu']}), {mach['ram_gb']} GB RAM; load average "
-           f"{mach['load']} at the start. Command: `{res['command']}`. "
-           f"Medians of {res['runs']} run(s).", "", "#### Targets", ""]
+           f"{mach['load']} at the start. Command: `{res['command']}`."
+           + (f" Intake: medians of {res['runs']} run(s); the per-message "
+              f"process {_pipe_runs(res)}." if "intake" in res else ""),
+           "", "#### Targets", ""]
     out += targets_table(res)
     intake = res.get("intake")
     if intake:
@@ -129,9 +137,10 @@ def markdown(res: dict[str, Any]) -> str:
                 f"{b['seconds']:.2f} |" for b in res["bigmail"]]
     if res.get("outbound"):
         out += ["", "#### Outbound", "",
-                "| database | mails | sent | seconds | mails/s |",
-                "|---|--:|--:|--:|--:|"]
-        out += [f"| {o['db']} | {o['mails']} | {o['sent']} | "
+                "| database | connections | mails | sent | seconds | mails/s |",
+                "|---|--:|--:|--:|--:|--:|"]
+        out += [f"| {o['db']} | {o['connections']} | {o['mails']} | "
+                f"{o['sent']} | "
                 f"{o['seconds']:.1f} | {o['rate']:.0f} |"
                 for o in res["outbound"]]
     if res.get("sweep"):
