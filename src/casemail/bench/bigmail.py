@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from casemail.bench import databases as dbs
-from casemail.bench.client import Session
+from casemail.bench.client import SEQUENCE, Session
 from casemail.bench.mails import Template, big_mail, templates
 from casemail.bench.process import ServerProcess
 
@@ -42,10 +42,10 @@ async def _send(port: int, warm: list[Template], big: Template,
                 before_big: object) -> tuple[int, float]:
     session = Session("127.0.0.1", port)
     await session.open()
-    for n, mail in enumerate(warm):
-        await session.send(mail, 900_000 + n)
+    for mail in warm:
+        await session.send(mail, next(SEQUENCE))
     before_big()  # type: ignore[operator]
-    code, seconds = await session.send(big, 999_999)
+    code, seconds = await session.send(big, next(SEQUENCE))
     await session.close()
     return code, seconds
 

@@ -18,6 +18,11 @@ from dataclasses import dataclass, field
 
 from casemail.bench.mails import Template
 
+# One numbering for the whole process: a mail sent in one cell must never
+# be sent again in the next, or casemail would answer it as a duplicate
+# (same bytes, same recipient) and skip the work being measured.
+SEQUENCE = itertools.count(1)
+
 
 class SmtpFailure(Exception):
     pass
@@ -30,6 +35,8 @@ class Load:
     latencies: list[float] = field(default_factory=list)  # seconds
     seconds: float = 0.0
     codes: dict[int, int] = field(default_factory=dict)
+    # Every 250, in the window or not (warm-up, answered after it).
+    accepted: int = 0
 
 
 async def _reply(reader: asyncio.StreamReader) -> int:
@@ -94,7 +101,7 @@ async def run_load(port: int, mails: list[Template], *, sessions: int,
     connections; ``on_start`` and ``on_stop`` run as the measured
     window opens and closes."""
     load = Load()
-    seqs = itertools.count(1)
+    seqs = SEQUENCE
     picks = itertools.cycle(mails)
     go, stop = asyncio.Event(), asyncio.Event()
     opened = [Session(host, port) for _ in range(sessions)]
@@ -102,12 +109,14 @@ async def run_load(port: int, mails: list[Template], *, sessions: int,
     async def warm(session: Session) -> None:
         await session.open()
         if warm_up:
-            await session.send(next(picks), next(seqs))
+            code, _ = await session.send(next(picks), next(seqs))
+            load.accepted += code == 250
 
     async def work(session: Session) -> None:
         await go.wait()
         while not stop.is_set():
             code, latency = await session.send(next(picks), next(seqs))
+            load.accepted += code == 250
             if stop.is_set():
                 break  # finished after the window closed: not counted
             load.codes[code] = load.codes.get(code, 0) + 1

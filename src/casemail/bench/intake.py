@@ -49,6 +49,7 @@ class Cell:
     db_cpu_ms: float  # PostgreSQL's backends, per message
     peak_mb: float  # the server's VmHWM
     others: float  # cores kept busy by other processes meanwhile
+    accepted: int = 0  # every 250 of the cell, in the window or not
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -115,7 +116,8 @@ def measure(server: ServerProcess, mails: list[Template], sessions: int,
         percentile(load.latencies, 0.5) * 1e3,
         percentile(load.latencies, 0.99) * 1e3,
         (u1.cpu - u0.cpu) / done * 1e3, db_cpu / done * 1e3,
-        u1.hwm / 2**20, max(0.0, (busy1 - busy0) - ours) / (t1 - t0))
+        u1.hwm / 2**20, max(0.0, (busy1 - busy0) - ours) / (t1 - t0),
+        load.accepted)
     log.info("%s %s x%d: %.0f/s p99 %.1f ms cpu %.2f ms/msg%s", target,
              size, sessions, cell.rate, cell.p99_ms, cell.cpu_ms,
              f" ({load.failed} failed: {load.codes})" if load.failed else "")

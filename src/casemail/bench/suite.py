@@ -36,7 +36,9 @@ PROFILES = {
     "full": Profile(intake.Plan()),
     "quick": Profile(intake.Plan(seconds=1.5, runs=1, cases=64),
                      outbound_mails=500, sweep_totals=(10_000, 100_000)),
-    "smoke": Profile(intake.Plan(sizes=("2k",), sessions=(2,), seconds=0.3,
+    # Two cells on one database: a mail repeated across cells would be
+    # filed once, and the smoke test would see it.
+    "smoke": Profile(intake.Plan(sizes=("2k",), sessions=(1, 2), seconds=0.3,
                                  pipe_mails_per_session=1,
                                  pipe_max_sessions=2, runs=1, cases=3),
                      big_mb=1, outbound_mails=20, sweep_totals=(60, 120),
