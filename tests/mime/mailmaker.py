@@ -8,10 +8,13 @@ import zipfile
 from email.message import EmailMessage
 from pathlib import Path
 
+import compressed_rtf
+
 from casemail.mime.model import ReadMail
 from casemail.mime.reader import read_mail
 
 ATT_BODY, ATT_RENDDATA, ATT_TITLE, ATT_DATA = 0x800C, 0x9002, 0x8010, 0x800F
+ATT_MAPIPROPS, PR_RTF_COMPRESSED, PT_BINARY = 0x9003, 0x1009, 0x0102
 
 
 def _tnef_object(level: int, name: int, kind: int, data: bytes) -> bytes:
@@ -20,12 +23,29 @@ def _tnef_object(level: int, name: int, kind: int, data: bytes) -> bytes:
             + struct.pack("<H", sum(data) & 0xFFFF))
 
 
-def winmail(body: bytes, files: list[tuple[bytes, bytes]]) -> bytes:
-    """A winmail.dat as Outlook writes it: message body, then files."""
+def _mapi_binary(prop_id: int, data: bytes) -> bytes:
+    # One MAPI property of type PT_BINARY: count of values, length, the
+    # data padded to four bytes ([MS-OXTNEF] section 2.1.3.4).
+    padding = bytes(-len(data) % 4)
+    return (struct.pack("<HHII", PT_BINARY, prop_id, 1, len(data))
+            + data + padding)
+
+
+def winmail(body: bytes, files: list[tuple[bytes, bytes]], *,
+            rtf: bytes = b"", packed_rtf: bytes = b"") -> bytes:
+    """A winmail.dat as Outlook writes it: message body, then files.
+
+    ``rtf`` is compressed into the MAPI property PR_RTF_COMPRESSED, as
+    Outlook sends its body; ``packed_rtf`` is put there as it is."""
     out = struct.pack("<IH", 0x223E9F78, 1)
     out += _tnef_object(1, 0x9006, 8, struct.pack("<I", 0x10000))
     out += _tnef_object(1, 0x9007, 8, struct.pack("<II", 1252, 0))
-    out += _tnef_object(1, ATT_BODY, 2, body)
+    if body:
+        out += _tnef_object(1, ATT_BODY, 2, body)
+    if rtf or packed_rtf:
+        packed = packed_rtf or compressed_rtf.compress(rtf)
+        props = struct.pack("<I", 1) + _mapi_binary(PR_RTF_COMPRESSED, packed)
+        out += _tnef_object(1, ATT_MAPIPROPS, 6, props)
     for name, data in files:
         out += _tnef_object(2, ATT_RENDDATA, 6, bytes(14))
         out += _tnef_object(2, ATT_TITLE, 1, name + b"\x00")

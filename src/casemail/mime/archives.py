@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from tnefparse import TNEF
 
+from casemail.mime import rtf
 from casemail.mime.charsets import decode_bytes
 from casemail.mime.model import AttachmentPart
 
@@ -64,11 +65,15 @@ class Unpacked:
     files: list[tuple[str, bytes]] = field(default_factory=list)
     body: str = ""
     html: str = ""
-    defect: str = ""
+    defect: str = ""  # winmail.dat itself could not be read
+    body_defect: str = ""  # its body could not
 
 
-def unpack_tnef(data: bytes) -> Unpacked:
-    """The files and body inside a winmail.dat; never raises."""
+def unpack_tnef(data: bytes, *, want_body: bool = True) -> Unpacked:
+    """The files and body inside a winmail.dat; never raises.
+
+    ``want_body`` False skips the RTF body, which is costly to read and
+    not needed when the mail has a text of its own."""
     try:
         tnef = TNEF(data, do_checksum=False)
     except Exception as exc:  # tnefparse raises many kinds on bad input
@@ -87,7 +92,22 @@ def unpack_tnef(data: bytes) -> Unpacked:
         out.files.append((str(name).rstrip("\x00"), bytes(payload)))
     out.body = _as_text(getattr(tnef, "body", None))
     out.html = _as_text(getattr(tnef, "htmlbody", None))
+    if want_body and not (out.body.strip() or out.html.strip()):
+        _read_rtf_body(tnef, out)
     return out
+
+
+def _read_rtf_body(tnef: TNEF, out: Unpacked) -> None:
+    """Outlook's usual body: compressed RTF only (PR_RTF_COMPRESSED).
+
+    tnefparse keeps the compressed bytes apart; its ``rtfbody`` property
+    would decompress them without a look at their size first."""
+    packed = getattr(tnef, "_rtfbody", None)
+    if not isinstance(packed, bytes) or not packed:
+        return
+    found = rtf.read_compressed(packed)
+    out.body, out.html = found.text.strip(), found.html
+    out.body_defect = found.defect
 
 
 def _as_text(value: object) -> str:

@@ -176,7 +176,7 @@ def _read_one(mail: ReadMail, part: Message, budget: Budget,
 
 def _read_tnef(mail: ReadMail, part: Message, budget: Budget) -> None:
     data, _ = parts.payload_bytes(part)
-    unpacked = unpack_tnef(data)
+    unpacked = unpack_tnef(data, want_body=not mail.full_text.strip())
     if unpacked.defect:
         mail.defects.append(unpacked.defect)
         mail.attachments.append(judge(
@@ -188,6 +188,8 @@ def _read_tnef(mail: ReadMail, part: Message, budget: Budget) -> None:
         item.details["container"] = "winmail.dat"
         mail.attachments.append(item)
     # Outlook put the whole body in winmail.dat: use it when it is all.
+    if unpacked.body_defect:
+        mail.defects.append(unpacked.body_defect)
     if not mail.full_text.strip():
         mail.full_text = unpacked.body.strip() \
             or text.html_to_text(unpacked.html)
