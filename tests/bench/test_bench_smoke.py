@@ -5,6 +5,8 @@ timed targets are the benchmark's business, not the test suite's."""
 from __future__ import annotations
 
 import json
+import logging
+import signal
 from pathlib import Path
 
 import pytest
@@ -13,11 +15,16 @@ from sqlalchemy import create_engine, func, select
 from casemail.cli.main import main
 from casemail.db import models as m
 
+# What the process had before the command ran.
+before: dict[str, object] = {}
+
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, str]:
     work = tmp_path_factory.mktemp("bench")
     out = work / "results.json"
+    before["logging"] = logging.getLogger("casemail").level
+    before["sigterm"] = signal.getsignal(signal.SIGTERM)
     code = main(["bench", "--smoke", "--no-postgres", "--workdir",
                  str(work / "run"), "--json", str(out),
                  "--markdown", str(work / "results.md")])
@@ -71,6 +78,13 @@ def test_big_mail_outbound_and_sweep_all_completed(smoke) -> None:
     steps = results["sweep"]
     assert [s["cases"] for s in steps] == [60, 120]
     assert all(s["warned"] + s["closed"] == s["due"] == 10 for s in steps)
+
+
+def test_run_leaves_logging_and_signals_as_it_found_them(smoke) -> None:
+    """The command runs inside other programs' processes (this one): it
+    must not leave casemail's loggers muted or SIGTERM rerouted."""
+    assert logging.getLogger("casemail").level == before["logging"]
+    assert signal.getsignal(signal.SIGTERM) is before["sigterm"]
 
 
 def test_report_names_machine_command_and_targets(smoke) -> None:

@@ -15,6 +15,8 @@ import os
 import signal
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from casemail.bench import databases, report, suite
@@ -57,24 +59,18 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     chosen = suite.profile(name, runs=args.runs, parts=parts)
-    # Stopped with SIGTERM, still stop the servers and drop the schemas.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     pg_url = None
     if not args.no_postgres and databases.postgres_reachable(
             args.postgres_url):
         pg_url = args.postgres_url
-    # The servers' own logs go to files in the work folder; here, only
-    # the benchmark's progress.
-    logging.getLogger("casemail").setLevel(logging.WARNING)
-    logging.getLogger("casemail.bench").setLevel(logging.INFO)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     command = _command(args)
-    if args.workdir is not None:
-        args.workdir.mkdir(parents=True, exist_ok=True)
-        results = suite.run_all(chosen, args.workdir, pg_url, command)
-    else:
-        with tempfile.TemporaryDirectory(prefix="casemail-bench-") as tmp:
-            results = suite.run_all(chosen, Path(tmp), pg_url, command)
+    with _quiet_servers(), _stop_cleanly():
+        if args.workdir is not None:
+            args.workdir.mkdir(parents=True, exist_ok=True)
+            results = suite.run_all(chosen, args.workdir, pg_url, command)
+        else:
+            with tempfile.TemporaryDirectory(prefix="casemail-bench-") as tmp:
+                results = suite.run_all(chosen, Path(tmp), pg_url, command)
     text = report.markdown(results)
     print(text, end="")
     if args.json is not None:
@@ -92,3 +88,30 @@ def _command(args: argparse.Namespace) -> str:
     words += [f"--only {args.only}"] if args.only else []
     words += ["--no-postgres"] if args.no_postgres else []
     return " ".join(words)
+
+
+@contextmanager
+def _quiet_servers() -> Iterator[None]:
+    """Only the benchmark's progress here; the servers log to files in the
+    work folder. The levels are put back after (tests run this in-process).
+    """
+    levels = {"casemail": logging.WARNING, "casemail.bench": logging.INFO,
+              "alembic": logging.WARNING}
+    before = {name: logging.getLogger(name).level for name in levels}
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+    try:
+        yield
+    finally:
+        for name, level in before.items():
+            logging.getLogger(name).setLevel(level)
+
+
+@contextmanager
+def _stop_cleanly() -> Iterator[None]:
+    """Stopped with SIGTERM, still stop the servers and drop the schemas."""
+    before = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
