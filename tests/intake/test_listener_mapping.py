@@ -86,3 +86,22 @@ def test_replies_that_already_carry_a_code_pass_unchanged() -> None:
     for ours in (replies.ACCEPTED, replies.NO_SUCH_CASE, replies.TRY_LATER,
                  "250-SIZE 30000", "220 casemail.local casemail"):
         assert replies.translate(ours, sizes=SIZES) == ours
+
+
+def aiosmtpd_positive_texts() -> list[str]:
+    """aiosmtpd's positive reply literals, but the greeting (``220 {}``),
+    the answers to EHLO and HELO and the intermediate 334 and 354, which
+    carry no enhanced code (RFC 2034 3, RFC 3463 2)."""
+    folder = Path(aiosmtpd.__file__).parent
+    source = (folder / "smtp.py").read_text() + (folder / "lmtp.py").read_text()
+    texts = re.findall(r"""['"](2\d\d [^'"]*)['"]""", source)
+    bare = {"220 {} {}", "250 {}", "250 HELP"}
+    found = sorted(set(texts) - bare)
+    assert len(found) >= 5, "aiosmtpd changed shape; read it again"
+    return found + ["250 Supported commands: DATA EHLO"]
+
+
+@pytest.mark.parametrize("theirs", aiosmtpd_positive_texts())
+def test_every_positive_reply_aiosmtpd_words_gets_a_code(theirs: str) -> None:
+    ours = replies.translate(theirs, sizes=SIZES)
+    assert re.match(r"^(2)\d\d \1\.\d{1,3}\.\d{1,3} \S", ours), ours

@@ -65,7 +65,7 @@ def test_an_oversize_message_is_refused_once_per_recipient(
     refusal = ("552 5.3.4 Message is larger than the 3000 bytes this "
                "server accepts")
     assert lines[2:] == [refusal, refusal]
-    assert after.lines == ["250 OK"]
+    assert after.lines == ["250 2.0.0 OK"]
 
 
 def test_lmtp_over_a_unix_socket_files_the_mail(

@@ -48,6 +48,26 @@ class Handler:
         self.pipeline = pipeline
         self.lmtp = lmtp
 
+    # -- greeting and sender ------------------------------------------------
+
+    async def handle_EHLO(self, server: SMTP, session: SmtpSession,
+                          envelope: SmtpEnvelope, hostname: str,
+                          responses: list[str]) -> list[str]:
+        """aiosmtpd's EHLO (and LHLO) lines, with what it does but does
+        not say: it answers pipelined commands in order (RFC 2920), and
+        every reply carries an enhanced code (RFC 2034)."""
+        session.host_name = hostname  # this hook's duty in aiosmtpd
+        *lines, last = responses
+        return [*lines, "250-PIPELINING", "250-ENHANCEDSTATUSCODES", last]
+
+    async def handle_MAIL(self, server: SMTP, session: SmtpSession,
+                          envelope: SmtpEnvelope, address: str,
+                          mail_options: list[str]) -> str:
+        # What aiosmtpd does when no hook answers, with our wording.
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return replies.SENDER_OK
+
     # -- recipients ---------------------------------------------------------
 
     def route(self, address: str) -> Route:

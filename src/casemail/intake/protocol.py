@@ -2,8 +2,8 @@
 
 What aiosmtpd leaves to us, added here and nowhere else:
 
-- every error reply it words itself gets our wording and an enhanced
-  status code (``replies.translate``);
+- every reply it words itself gets our wording and an enhanced status
+  code (``replies.translate``), the positive ones too (RFC 2034 3);
 - after DATA, LMTP answers once per accepted recipient even when aiosmtpd
   refuses the whole message (RFC 2033 4.2), or the client loses count;
 - sessions are counted overall and per client address, and one over a

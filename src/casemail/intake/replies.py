@@ -16,6 +16,17 @@ from casemail.errors import AddressError, CasemailError, IntakeError, UnknownCas
 
 log = logging.getLogger(__name__)
 
+# Commands that went well. RFC 2034 3: once ENHANCEDSTATUSCODES is
+# advertised, every reply but the greeting and the answer to EHLO/HELO
+# carries a code, the positive ones too.
+SENDER_OK = "250 2.1.0 Sender ok"
+OK = "250 2.0.0 OK"
+BYE = "221 2.0.0 Bye"
+# RFC 5321 3.5.3: 252 when we cannot say. Unknown reply addresses are
+# refused at RCPT, so that is where a sender learns the truth.
+CANNOT_VERIFY = ("252 2.5.0 Cannot verify addresses; send the mail and RCPT "
+                 "will tell")
+
 # Recipients
 NO_SUCH_CASE = "550 5.1.1 No such case: this reply address is not valid"
 RCPT_OK = "250 2.1.5 Recipient ok"
@@ -82,6 +93,17 @@ _THEIRS = [
     ("500 Error: Cannot describe", TRY_LATER),
 ]
 
+# aiosmtpd's positive replies, which carry no enhanced code. Those not
+# listed are the greeting, the answer to EHLO/HELO (RFC 2034 3 leaves them
+# bare) and the intermediate 334 and 354 (RFC 3463 has no class 3).
+_THEIRS_EXACT = {"250 OK": OK, "221 Bye": BYE}
+_THEIRS_POSITIVE = [
+    ("252 Cannot VRFY", CANNOT_VERIFY),
+    ("220 Ready to start TLS", "220 2.0.0 Ready to start TLS"),
+    ("250 Syntax: ", "250 2.0.0 {text}"),
+    ("250 Supported commands: ", "250 2.0.0 {text}"),
+]
+
 # Generic enhanced codes (RFC 3463 3.5, 3.7) for replies aiosmtpd words
 # without one, by reply code.
 _GENERIC = {
@@ -96,12 +118,15 @@ def translate(text: str, *, sizes: dict[str, int]) -> str:
     """Our wording of an error reply aiosmtpd produced itself.
 
     ``sizes`` gives the ``{limit}`` of the size and line texts:
-    ``message`` and ``line`` in bytes. Replies below 400 and replies that
-    already carry an enhanced code pass unchanged.
+    ``message`` and ``line`` in bytes. Replies that already carry an
+    enhanced code pass unchanged, and so do the greeting and the lines
+    of the answer to EHLO.
     """
     code = text[:3]
-    if not code.isdigit() or code < "400":
+    if not code.isdigit():
         return text
+    if code < "400":
+        return _positive(text)
     if _has_status(text):
         status, _, reason = text[4:].partition(" ")
         if not reason.startswith("Error: "):
@@ -114,6 +139,15 @@ def translate(text: str, *, sizes: dict[str, int]) -> str:
             return ours.format(limit=limit, reason=reason)
     status = _GENERIC.get(code, f"{code[0]}.0.0")
     return f"{code} {status} {reason}"
+
+
+def _positive(text: str) -> str:
+    if text in _THEIRS_EXACT:
+        return _THEIRS_EXACT[text]
+    for theirs, ours in _THEIRS_POSITIVE:
+        if text.startswith(theirs):
+            return ours.format(text=text[4:])
+    return text
 
 
 def _has_status(text: str) -> bool:
