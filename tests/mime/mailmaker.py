@@ -53,12 +53,30 @@ def winmail(body: bytes, files: list[tuple[bytes, bytes]], *,
     return out
 
 
-def zip_of(entries: dict[str, bytes]) -> bytes:
+def zip_of(entries: dict[str, bytes],
+           method: int = zipfile.ZIP_DEFLATED) -> bytes:
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+    with zipfile.ZipFile(buffer, "w", method) as archive:
         for name, data in entries.items():
             archive.writestr(name, data)
     return buffer.getvalue()
+
+
+def forge_zip(data: bytes, *, size: int | None = None,
+              flags: int | None = None) -> bytes:
+    """Rewrite what every header of a ZIP claims: the unpacked size, or
+    the flags (APPNOTE.TXT 4.3.7 and 4.3.12), as a forger would."""
+    out = bytearray(data)
+    for signature, flag_at, size_at in ((b"PK\x03\x04", 6, 22),
+                                        (b"PK\x01\x02", 8, 24)):
+        at = out.find(signature)
+        while at != -1:
+            if size is not None:
+                struct.pack_into("<I", out, at + size_at, size)
+            if flags is not None:
+                struct.pack_into("<H", out, at + flag_at, flags)
+            at = out.find(signature, at + 4)
+    return bytes(out)
 
 
 def mail_with(files: list[tuple[str, str, bytes]], text: str = "See attached.",
