@@ -1,4 +1,5 @@
-"""Measure reading on the shared corpus: crashes, time, reply-text matches.
+"""Measure reading on the shared corpus: crashes, time, files kept and
+refused, reply-text matches.
 
     python -m casemail.mime.measure [--corpus DIR] [--compare] [--json]
 
@@ -50,6 +51,8 @@ def measure_raw(corpus: Path) -> dict:
     crashes: list[str] = []
     times: list[tuple[float, str]] = []
     defects: Counter[str] = Counter()
+    files: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()  # refusals, by their first words
     for path in raw_files(corpus):
         raw = path.read_bytes()
         started = time.perf_counter()
@@ -64,6 +67,10 @@ def measure_raw(corpus: Path) -> dict:
                                   for d in mail.defects):
             crashes.append(f"{path.relative_to(corpus)}: fell back")
         defects.update(mail.defects)
+        for item in mail.attachments:
+            files["kept" if item.kept else "refused"] += 1
+            if not item.kept:
+                reasons[item.reason.split(";")[0]] += 1
     times.sort()
     return {
         "mails": len(times) + len(crashes) - sum(
@@ -73,6 +80,8 @@ def measure_raw(corpus: Path) -> dict:
         if times else 0,
         "slowest": [(round(t * 1000), n) for t, n in times[-3:]],
         "top_defects": defects.most_common(8),
+        "attachments": {"kept": files["kept"], "refused": files["refused"],
+                        "reasons": reasons.most_common()},
     }
 
 
@@ -160,7 +169,9 @@ def show(result: dict) -> str:
     lines = [f"corpus: {result['corpus']}",
              f"raw mails read: {raw['mails']}, crashes: "
              f"{len(raw['crashes'])}, median {raw['median_ms']} ms",
-             f"slowest: {raw['slowest']}"]
+             f"slowest: {raw['slowest']}",
+             f"attachments: {raw['attachments']['kept']} kept, "
+             f"{raw['attachments']['refused']} refused"]
     lines += [f"  crash: {c}" for c in raw["crashes"]]
     for key in ("discourse_trimmed", "talon_standard_replies"):
         r = result[key]
