@@ -10,8 +10,10 @@ show``), fixes the cause, and applies it again (``reprocess``).
 from __future__ import annotations
 
 import argparse
+from email import policy
+from email.parser import BytesHeaderParser
 
-from casemail.cli.render import to_json
+from casemail.cli.render import printable, to_json
 from casemail.cli.stores import open_runtime
 from casemail.db import models as m
 from casemail.errors import CasemailError
@@ -39,6 +41,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="every quarantined mail")
     re.set_defaults(func=run_reprocess)
 
+    pm = sub.add_parser("postmaster", help="mail for the postmaster",
+                        description="Mail sent to postmaster@ the reply "
+                        "domain, kept for a person and filed in no case; "
+                        "'quarantine show ID' shows one.")
+    pm.add_argument("--json", action="store_true")
+    pm.set_defaults(func=run_postmaster)
+
 
 def _summary(row: m.RawMail, limit: int) -> dict[str, object]:
     return {
@@ -64,6 +73,22 @@ def run_list(args: argparse.Namespace) -> int:
         print(f"{row['id']:>6}  {row['received_at'][:19]}  "
               f"{row['attempts']}/{limit} {wait:<14}  {row['to']}")
         print(f"        {row['error']}")
+    return 0
+
+
+def run_postmaster(args: argparse.Namespace) -> int:
+    with open_runtime(args) as rt, rt.sessions() as s:
+        rows = [{"id": r.id, "received_at": r.received_at.isoformat(),
+                 "from": r.envelope_from, "subject": _subject(r.data)}
+                for r in rawstore.for_the_postmaster(s)]
+    if args.json:
+        print(to_json(rows))
+        return 0
+    if not rows:
+        print("No mail for the postmaster.")
+    for row in rows:
+        print(f"{row['id']:>6}  {row['received_at'][:19]}  "
+              f"{row['from'] or '<>'}  {row['subject']}")
     return 0
 
 
@@ -107,6 +132,15 @@ def _headers(data: bytes) -> str:
     # The header section only: the body is the customer's, not the log's.
     head = data.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
     return head.decode("utf-8", "replace").replace("\r\n", "\n")
+
+
+def _subject(data: bytes) -> str:
+    parser = BytesHeaderParser(policy=policy.default)
+    try:
+        subject = str(parser.parsebytes(data).get("subject", ""))
+    except Exception:  # noqa: BLE001 - a mangled header is shown as none
+        subject = ""
+    return printable(" ".join(subject.split()))[:80]
 
 
 def _mask(address: str) -> str:

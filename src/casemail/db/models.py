@@ -132,7 +132,8 @@ class RawMail(Base):
     ``status`` is where processing ended: ``filed``, ``held``, ``ignored``
     (automated, recorded only), ``duplicate`` never appears (a redelivery
     finds the existing row), ``quarantined`` (accepted but not applied; see
-    ``error``), ``received`` only inside the transaction that files it.
+    ``error``), ``postmaster`` (for postmaster@, kept for a person, in no
+    case), ``received`` only inside the transaction that files it.
     """
 
     __tablename__ = "raw_mails"

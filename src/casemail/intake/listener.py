@@ -26,7 +26,7 @@ from aiosmtpd.smtp import Session as SmtpSession
 from casemail.cases.threading import Route, route_recipient
 from casemail.db import models as m
 from casemail.errors import UnknownCase
-from casemail.intake import replies, tls
+from casemail.intake import rawstore, replies, tls
 from casemail.intake.limits import ConnectionLimits, header_too_big
 from casemail.intake.pipeline import Envelope, Outcome, Pipeline
 from casemail.intake.protocol import GatewayLMTP, GatewaySMTP
@@ -37,8 +37,8 @@ log = logging.getLogger(__name__)
 # When outcomes differ across recipients, SMTP can give only one answer:
 # anything temporary makes the sender retry the whole message (the
 # recipients already filed are then found as duplicates).
-_SEVERITY = ["failed", "filed", "held", "quarantined", "ignored",
-             "duplicate", "refused"]
+_SEVERITY = ["failed", "filed", "held", "postmaster", "quarantined",
+             "ignored", "duplicate", "refused"]
 
 
 class Handler:
@@ -72,6 +72,8 @@ class Handler:
 
     def route(self, address: str) -> Route:
         """The route of a recipient, checked against the database."""
+        if rawstore.for_postmaster(address, self.rt.settings.reply_domain):
+            return Route(rawstore.POSTMASTER)
         route = route_recipient(self.rt.signer, address)
         if route.kind == "reply":
             with self.rt.sessions() as s:
@@ -86,7 +88,10 @@ class Handler:
         limit = self.rt.settings.listener.max_recipients
         if len(envelope.rcpt_tos) >= limit:
             return replies.TOO_MANY_RECIPIENTS
-        if not self.rt.signer.is_ours(address):
+        # RFC 5321 4.5.1: postmaster's mail is taken even without a domain.
+        postmaster = rawstore.for_postmaster(address,
+                                             self.rt.settings.reply_domain)
+        if not postmaster and not self.rt.signer.is_ours(address):
             return replies.RELAY_DENIED
         try:
             route = await asyncio.to_thread(self.route, address)

@@ -13,6 +13,8 @@ loop). Every mail ends in a named outcome:
     quarantined  accepted, but applying it failed; kept with the error,
                  retried by the gateway up to ``max_processing_attempts``,
                  then left for ``casemail reprocess``
+    postmaster   for postmaster@ the reply domain: kept for a person,
+                 applied to no case (RFC 5321 4.5.1)
     refused      belongs to no case; answered 550, nothing kept
     failed       nothing could be kept (the database is away); answered
                  4xx so the sending server tries again
@@ -130,6 +132,9 @@ class Pipeline:
 
     def _apply(self, s: Session, row: m.RawMail, route: Route,
                reading: Reading) -> tuple[str, str, int | None]:
+        if route.kind == rawstore.POSTMASTER:
+            log.info("%s kept for the postmaster", reading.mail.message_id)
+            return rawstore.POSTMASTER, replies.FOR_POSTMASTER, None
         mail, verdict = reading.mail, reading.verdict
         content = Content.from_mail(mail, kind=verdict.kind,
                                     rules=verdict.rules, raw_mail_id=row.id)
@@ -252,6 +257,8 @@ class Pipeline:
         return [self.reprocess(i, by_person=False) for i in ids]
 
     def _route(self, recipient: str) -> Route:
+        if rawstore.for_postmaster(recipient, self.rt.settings.reply_domain):
+            return Route(rawstore.POSTMASTER)
         route = route_recipient(self.rt.signer, recipient)
         if route.kind == "reply":
             with self.rt.sessions() as s:

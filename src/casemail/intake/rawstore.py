@@ -9,7 +9,8 @@ A mail that was accepted but could not be applied is *quarantined*: its
 row is kept with the error and a count of attempts. The gateway tries it
 again on every pass until ``max_processing_attempts``; after that it waits
 for a person (``casemail quarantine list``, ``casemail reprocess ID``).
-Nothing is ever deleted here.
+Mail for the postmaster is kept here too, for a person and for no case
+(``casemail postmaster``). Nothing is ever deleted here.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from casemail.db import models as m
 log = logging.getLogger(__name__)
 
 QUARANTINED = "quarantined"
+POSTMASTER = "postmaster"
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,16 @@ def idempotency_key(raw: bytes, recipient: str) -> str:
     digest = hashlib.sha256(raw)
     digest.update(b"\0" + recipient.strip().lower().encode())
     return digest.hexdigest()
+
+
+def for_postmaster(address: str, domain: str) -> bool:
+    """Whether ``address`` is the postmaster of ``domain``: RFC 5321 4.5.1
+    requires taking its mail, in any case of the local part, and the bare
+    ``postmaster`` without a domain as well (4.1.1.3)."""
+    local, at, rest = address.strip().strip("<>").lower().rpartition("@")
+    if not at:
+        return rest == "postmaster"
+    return local == "postmaster" and rest == domain.lower()
 
 
 def find(s: Session, key: str, *, lock: bool = False) -> m.RawMail | None:
@@ -85,6 +97,12 @@ def may_retry(row: m.RawMail, max_attempts: int) -> bool:
     """Whether the gateway (or a redelivery) may apply it again by itself;
     past the limit only a person's ``reprocess`` does."""
     return row.status == QUARANTINED and row.attempts < max_attempts
+
+
+def for_the_postmaster(s: Session, *, limit: int = 500) -> list[m.RawMail]:
+    """Mail kept for the postmaster, newest first."""
+    query = select(m.RawMail).where(m.RawMail.status == POSTMASTER)
+    return list(s.scalars(query.order_by(m.RawMail.id.desc()).limit(limit)))
 
 
 def quarantined(s: Session, *, retryable_below: int | None = None,

@@ -40,6 +40,7 @@ HELD = "250 2.0.0 Message kept for review"
 RECORDED = "250 2.0.0 Automated message recorded"
 DUPLICATE = "250 2.0.0 Message already filed"
 QUARANTINED = "250 2.0.0 Message kept; it will be processed later"
+FOR_POSTMASTER = "250 2.0.0 Message kept for the postmaster"
 NO_THREAD = ("550 5.1.1 This message belongs to no case: reply to a mail "
              "from the case instead")
 TOO_BIG = "552 5.3.4 Message is larger than this server accepts"
