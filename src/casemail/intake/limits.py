@@ -2,8 +2,9 @@
 
 Sizes of a single message are cut by the protocol as the bytes arrive
 (``intake.protocol``); this module holds what spans sessions — how many
-are open, overall and per client address — and the header check, which
-needs the whole message and runs before the pipeline sees it.
+are open, overall and per client address —, the checks of the sender
+address at MAIL, and the header check, which needs the whole message and
+runs before the pipeline sees it.
 """
 
 from __future__ import annotations
@@ -63,6 +64,38 @@ def client_of(peer: object) -> str:
     if isinstance(peer, tuple) and peer:
         return str(peer[0])
     return LOCAL
+
+
+# RFC 5321 4.5.3.1.1 and 4.5.3.1.3: 64 octets of local part, and a path
+# of 256 octets with its angle brackets leaves 254 for the address.
+MAX_LOCAL_PART = 64
+MAX_ADDRESS = 254
+
+
+def sender_refusal(address: str, *, smtputf8: bool) -> str | None:
+    """The refusal of a MAIL FROM address, or None when it may be used.
+
+    ``address`` is as aiosmtpd decoded it: bytes that were not UTF-8 are
+    kept as surrogates. The null reverse-path ``<>`` is always allowed
+    (RFC 5321 4.5.5): bounces and auto-replies come from it.
+    """
+    if address == "<>":
+        return None
+    try:
+        octets = address.encode("utf-8")
+    except UnicodeEncodeError:
+        return replies.SENDER_NOT_UTF8
+    # RFC 6531 3.5: without SMTPUTF8 the envelope is ASCII only.
+    if not address.isascii() and not smtputf8:
+        return replies.SENDER_NEEDS_SMTPUTF8
+    local, at, domain = octets.rpartition(b"@")
+    if not at or not domain:
+        return replies.SENDER_NO_DOMAIN
+    if len(local) > MAX_LOCAL_PART:
+        return replies.SENDER_LOCAL_TOO_LONG
+    if len(octets) > MAX_ADDRESS:
+        return replies.SENDER_TOO_LONG
+    return None
 
 
 def header_too_big(raw: bytes, limit: int) -> str | None:

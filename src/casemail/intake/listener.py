@@ -27,7 +27,11 @@ from casemail.cases.threading import Route, route_recipient
 from casemail.db import models as m
 from casemail.errors import UnknownCase
 from casemail.intake import rawstore, replies, tls
-from casemail.intake.limits import ConnectionLimits, header_too_big
+from casemail.intake.limits import (
+    ConnectionLimits,
+    header_too_big,
+    sender_refusal,
+)
 from casemail.intake.pipeline import Envelope, Outcome, Pipeline
 from casemail.intake.protocol import GatewayLMTP, GatewaySMTP
 from casemail.runtime import Runtime
@@ -63,6 +67,10 @@ class Handler:
     async def handle_MAIL(self, server: SMTP, session: SmtpSession,
                           envelope: SmtpEnvelope, address: str,
                           mail_options: list[str]) -> str:
+        refusal = sender_refusal(address, smtputf8=envelope.smtp_utf8)
+        if refusal is not None:
+            log.info("MAIL from %s refused: %s", _peer(session), refusal[:9])
+            return refusal
         # What aiosmtpd does when no hook answers, with our wording.
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)

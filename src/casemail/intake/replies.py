@@ -27,6 +27,18 @@ BYE = "221 2.0.0 Bye"
 CANNOT_VERIFY = ("252 2.5.0 Cannot verify addresses; send the mail and RCPT "
                  "will tell")
 
+# Senders
+SENDER_NOT_UTF8 = ("501 5.1.7 The sender address is not valid UTF-8; send "
+                   "it in ASCII, or in UTF-8 with SMTPUTF8")
+SENDER_NEEDS_SMTPUTF8 = ("553 5.6.7 The sender address is not ASCII; add "
+                         "the SMTPUTF8 parameter to MAIL FROM")
+SENDER_LOCAL_TOO_LONG = ("553 5.1.7 The local part of the sender address is "
+                         "longer than 64 bytes")
+SENDER_TOO_LONG = ("553 5.1.7 The sender address is longer than 254 "
+                   "bytes")
+SENDER_NO_DOMAIN = ("553 5.1.7 The sender address has no domain; use "
+                    "<name@domain>, or <> for a bounce")
+
 # Recipients
 NO_SUCH_CASE = "550 5.1.1 No such case: this reply address is not valid"
 RCPT_OK = "250 2.1.5 Recipient ok"
