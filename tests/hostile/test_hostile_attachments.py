@@ -24,7 +24,7 @@ def _judge(data: bytes, name: str, declared: str = ""):
      "fix.ps1"),
     (b"CreateObject(\"WScript.Shell\").Run \"calc\"\n", "readme.vbs"),
     (b"just words\n", "invoice\u202egpj.js"),
-    (PNG + b"<html><script>alert(1)</script></html>", "photo.html"),
+    (PNG, "photo.html"),
 ])
 def test_a_file_named_to_run_is_refused_whatever_it_holds(
         data: bytes, name: str) -> None:

@@ -42,15 +42,23 @@ def _keep(data: bytes, part: AttachmentPart) -> str:
     return ""
 
 
+def _check_binary(data: bytes, part: AttachmentPart) -> str:
+    # A polyglot: a valid picture or PDF that a browser, handed the
+    # same bytes, would render as a page and whose scripts it would run.
+    if filetypes.hides_markup(data):
+        return "the file also contains a web page or script"
+    return ""
+
+
 def _check_image(data: bytes, part: AttachmentPart) -> str:
     # SVG is XML that may carry scripts; it is an image only by name.
     if part.content_type == "image/svg+xml":
         return "SVG images may contain scripts and are not accepted"
-    return ""
+    return _check_binary(data, part)
 
 
 REGISTRY: dict[str, Check] = {
-    "application/pdf": _keep,
+    "application/pdf": _check_binary,
     "text/plain": _keep,
     "application/zip": archives.check_zip,
 }

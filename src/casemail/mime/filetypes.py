@@ -88,6 +88,24 @@ def _text_kind(sample: bytes, found: str) -> str:
     return "text/plain"
 
 
+# What makes a file a web page too when a browser is handed it: the
+# whole tag name and the character after it, so that the binary data of
+# a photo or a PDF stream matches only by a chance of about one in a
+# million a file (for ``<svg``, the shortest).
+_ACTIVE = re.compile(
+    rb"<(html|script|svg|iframe)[\s/>]|javascript\s*:", re.I)
+
+
+def hides_markup(data: bytes) -> bool:
+    """Whether a binary file also holds a web page or a script, at its
+    start (where browsers sniff) or its end (where a page appended to a
+    picture sits). Only those two 64 KB samples are read."""
+    if _ACTIVE.search(data[:SNIFF_BYTES]):
+        return True
+    tail = data[max(SNIFF_BYTES, len(data) - SNIFF_BYTES):]
+    return bool(_ACTIVE.search(tail))
+
+
 def is_script(content_type: str) -> bool:
     return content_type == "text/x-script" or content_type in {
         "text/x-shellscript", "text/x-python", "text/x-perl",
