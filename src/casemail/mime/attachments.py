@@ -147,7 +147,12 @@ def contradiction(filename: str, declared: str, sniffed: str) -> str:
 
 
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
-_RESERVED = re.compile(r"^(con|prn|aux|nul|com\d|lpt\d)(\..*)?$", re.I)
+# Device names Windows opens instead of a file, with any extension and
+# with spaces before it: the consoles (CONIN$, CONOUT$), CLOCK$ of old,
+# and the ports numbered with superscript digits too (COM¹, LPT³).
+_RESERVED = re.compile(
+    r"^(con|prn|aux|nul|conin\$|conout\$|clock\$|com[\d¹²³]"
+    r"|lpt[\d¹²³]) *(\..*)?$", re.I)
 MAX_NAME_BYTES = 120
 
 
