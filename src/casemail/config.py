@@ -54,6 +54,11 @@ class ListenerSettings(BaseModel):
         description="Largest message accepted, in bytes (advertised with SIZE).",
     )
     max_recipients: int = Field(50, description="Recipients per message.")
+    max_invalid_recipients: int = Field(
+        20, ge=1,
+        description="Refused recipients one session may try before it is "
+        "closed with 421 (slows down guessing reply addresses).",
+    )
     max_line_length: int = Field(
         10_000, description="Longest command or data line, in bytes."
     )

@@ -84,7 +84,7 @@ class Handler:
             return Route(rawstore.POSTMASTER)
         route = route_recipient(self.rt.signer, address)
         if route.kind == "reply":
-            with self.rt.sessions() as s:
+            with self.rt.read_sessions() as s:
                 if s.get(m.Case, route.case_id) is None:
                     # Same answer as a forged token: never say which it was.
                     raise UnknownCase("no such case")
@@ -100,17 +100,32 @@ class Handler:
         postmaster = rawstore.for_postmaster(address,
                                              self.rt.settings.reply_domain)
         if not postmaster and not self.rt.signer.is_ours(address):
-            return replies.RELAY_DENIED
+            return self._invalid(session, replies.RELAY_DENIED)
         try:
             route = await asyncio.to_thread(self.route, address)
         except Exception as exc:
             answer = replies.for_error(exc, where="RCPT")
             log.info("RCPT %s from %s: %s", _mask(address), _peer(session),
                      answer[:3])
+            if answer.startswith("5"):
+                return self._invalid(session, answer)
             return answer
         envelope.rcpt_tos.append(address)
         _routes(envelope)[address] = route
         return replies.RCPT_OK
+
+    def _invalid(self, session: SmtpSession, answer: str) -> str:
+        """``answer`` to a refused recipient, until the session has had
+        too many: a client that keeps guessing reply addresses is cut off
+        (421 closes the session, RFC 5321 3.8) instead of being answered
+        at full speed for ever."""
+        count = getattr(session, "casemail_invalid", 0) + 1
+        session.casemail_invalid = count  # type: ignore[attr-defined]
+        if count <= self.rt.settings.listener.max_invalid_recipients:
+            return answer
+        log.warning("%s: %s invalid recipients, closing the session",
+                    _peer(session), count)
+        return replies.TOO_MANY_INVALID
 
     # -- data ---------------------------------------------------------------
 

@@ -12,7 +12,9 @@ What aiosmtpd leaves to us, added here and nowhere else:
   restarts it, so a large message on a slow line is not cut off, the
   clock stops while we store a message, and the client hears ``421``
   before the connection closes (RFC 5321 4.5.3.2);
-- the line limit is the configured one, not aiosmtpd's 1001 bytes.
+- the line limit is the configured one, not aiosmtpd's 1001 bytes;
+- every ``421`` closes the session after it is sent, as RFC 5321 3.8
+  says it does (aiosmtpd leaves that to whoever words it).
 
 It reaches into aiosmtpd's private ``_handle_client``, ``_timeout_cb``,
 ``_reset_timeout`` and ``_call_handler_hook``; tests/intake pin the
@@ -119,6 +121,8 @@ class _Guarded(SMTP):
             log.debug("%s: replaced %r with %r", self._client, text, ours)
         for _ in range(self._answers_for(text)):
             await super().push(ours)
+        if ours.startswith("421") and self.transport is not None:
+            self.transport.close()
 
     def _answers_for(self, text: str) -> int:
         return 1

@@ -45,6 +45,8 @@ RCPT_OK = "250 2.1.5 Recipient ok"
 TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients for one message"
 RELAY_DENIED = "550 5.7.1 This server only takes mail for its reply domain"
 NO_MAIL_FROM = "503 5.5.1 Send MAIL FROM first"
+TOO_MANY_INVALID = ("421 4.7.0 Too many invalid recipients, closing the "
+                    "connection")
 
 # Data
 ACCEPTED = "250 2.0.0 Message filed"
