@@ -22,6 +22,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -234,7 +236,10 @@ class Outbox(Base):
     __tablename__ = "outbox"
     __table_args__ = (
         Index("ix_outbox_due", "status", "next_attempt_at"),
-        Index("ix_outbox_recipient_time", "recipient", "created_at"),
+        # The budget counts recent mail to one address, compared without
+        # case; an index on the lowered address serves that as one range.
+        Index("ix_outbox_recipient_time", func.lower(text("recipient")),
+              "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -140,7 +140,9 @@ def upgrade() -> None:
             batch_op.f("ix_outbox_message_id"), ["message_id"], unique=False
         )
         batch_op.create_index(
-            "ix_outbox_recipient_time", ["recipient", "created_at"], unique=False
+            "ix_outbox_recipient_time",
+            [sa.text("lower(recipient)"), "created_at"],
+            unique=False,
         )
 
     op.create_table(
