@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from casemail.addresses import Party, Signer
 from casemail.cases import notify, timeline
@@ -56,9 +56,16 @@ class CaseService:
     # -- finding ------------------------------------------------------------
 
     def lock_case(self, s: Session, case_id: int) -> m.Case:
-        """The case, locked for this transaction (no lost updates)."""
+        """The case, locked for this transaction (no lost updates).
+
+        The store and its team come in the same round trip: every message
+        needs them (who may answer, whom to notify).
+        """
         case = s.scalars(
-            select(m.Case).where(m.Case.id == case_id).with_for_update()
+            select(m.Case).where(m.Case.id == case_id)
+            .options(joinedload(m.Case.store, innerjoin=True)
+                     .selectinload(m.Store.members))
+            .with_for_update(of=m.Case)
         ).one_or_none()
         if case is None:
             raise UnknownCase(f"no case {case_id}")
