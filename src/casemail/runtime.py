@@ -6,6 +6,7 @@ pieces here from one ``Settings``, so there is one way to start.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, make_url
@@ -16,7 +17,12 @@ from casemail.addresses import Signer
 from casemail.cases.service import CaseService
 from casemail.clock import Clock, SystemClock
 from casemail.config import Settings, ensure_signing_keys
-from casemail.db.engine import make_engine, make_sessions, migrate
+from casemail.db.engine import (
+    make_engine,
+    make_read_sessions,
+    make_sessions,
+    migrate,
+)
 from casemail.errors import ConfigError
 from casemail.outbound.compose import Composer
 
@@ -30,6 +36,11 @@ class Runtime:
     signer: Signer
     composer: Composer
     service: CaseService
+
+    @functools.cached_property
+    def read_sessions(self) -> sessionmaker[Session]:
+        """Sessions that only read: on SQLite they do not wait for writers."""
+        return make_read_sessions(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -122,7 +122,9 @@ def _database_goes_away(rt: Runtime) -> None:
         url = "sqlite:////nonexistent-casemail-dir/gone.db"
     else:
         url = "postgresql+psycopg://postgres@127.0.0.1:9/test"
-    rt.sessions.configure(bind=create_engine(url))
+    gone = create_engine(url)
+    rt.sessions.configure(bind=gone)
+    rt.read_sessions.configure(bind=gone)
 
 
 def test_database_away_at_rcpt_means_451(e2e_runtime: Runtime,
