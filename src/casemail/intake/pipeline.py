@@ -28,7 +28,9 @@ the failed one rolled back, and is answered ``250`` only after that.
 from __future__ import annotations
 
 import logging
+import threading
 import traceback
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -72,6 +74,13 @@ class Reading:
 class Pipeline:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
+        # SQLite has one writer at a time. Threads that queue on its busy
+        # handler sleep in growing steps (up to 100 ms) and wake late; a
+        # lock of our own hands the database over at once. Reading and
+        # classifying stay outside it and run in parallel.
+        self._one_writer: AbstractContextManager[object] = (
+            threading.Lock() if runtime.engine.dialect.name == "sqlite"
+            else nullcontext())
 
     def read(self, raw: bytes, mail_from: str | None) -> Reading:
         s = self.rt.settings
@@ -92,7 +101,9 @@ class Pipeline:
         key = idempotency_key(raw, envelope.recipient)
         try:
             reading = reading or self.read(raw, envelope.mail_from)
-            return self._file(raw, envelope, route, reading, key, by_person)
+            with self._one_writer:
+                return self._file(raw, envelope, route, reading, key,
+                                  by_person)
         except MailRefused as exc:
             return Outcome("refused", replies.for_error(exc, where="DATA"))
         except IntegrityError as exc:
