@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from email.parser import BytesHeaderParser
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import literal, select, union_all
 from sqlalchemy.orm import Session
 
 from casemail.addresses import Party, Signer
@@ -116,22 +116,25 @@ def _thread_chain(session: Session, case: Case | None, party: Party,
 
 def _chain_ends(session: Session, case_id: int, exclude_id: int,
                 party: str | None) -> list[str]:
-    sent = (select(Outbox.created_at, Outbox.id, Outbox.message_id)
+    sent = (select(Outbox.created_at.label("at"), literal(0).label("src"),
+                   Outbox.id.label("row"), Outbox.message_id.label("mid"))
             .where(Outbox.case_id == case_id, Outbox.id != exclude_id,
                    Outbox.status.in_(THREAD_STATUSES)))
-    received = (select(Message.created_at, Message.id, Message.message_id)
+    received = (select(Message.created_at.label("at"), literal(1).label("src"),
+                       Message.id.label("row"), Message.message_id.label("mid"))
                 .where(Message.case_id == case_id, Message.message_id != ""))
     if party is not None:
         sent = sent.where(Outbox.party == party)
         received = received.where(Message.party == party)
-    entries: set[tuple[dt.datetime, int, int, str]] = set()
-    for source, stmt, model in ((0, sent, Outbox), (1, received, Message)):
+    # The newest few and the very first of each source, in one statement.
+    ends = []
+    for stmt, model in ((sent, Outbox), (received, Message)):
         newest = stmt.order_by(model.created_at.desc(), model.id.desc())
         oldest = stmt.order_by(model.created_at, model.id)
         for query in (newest.limit(REFERENCES_KEEP_LAST), oldest.limit(1)):
-            entries.update((at, source, row_id, mid)
-                           for at, row_id, mid in session.execute(query))
-    ids = (_bracketed(e[3]) for e in sorted(entries))
+            ends.append(select(query.subquery()))
+    entries = {tuple(row) for row in session.execute(union_all(*ends))}
+    ids = (_bracketed(mid) for _at, _src, _row, mid in sorted(entries))
     return [i for i in ids if i]
 
 
