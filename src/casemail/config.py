@@ -114,7 +114,11 @@ class BudgetSettings(BaseModel):
         description="Automated mails to one recipient about one case per hour.",
     )
     per_recipient: int = Field(
-        30, description="Automated mails to one recipient overall per hour."
+        200,
+        description="Automated mails to one recipient overall per hour. "
+        "A merchant's team address gets a notification for every reply in "
+        "every case, so this is set for a busy store, not for a loop "
+        "(the per-case limit stops those).",
     )
     window: float = Field(3600.0, description="Length of the budget window, s.")
 
