@@ -29,7 +29,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 SIGNING_KEY = "bench-signing-key-not-for-production"
-STORE = "lumen"
+# Replies spread over many stores, as on a platform: each merchant's
+# team address gets its own share of the notifications.
+STORES = 50
 
 
 @dataclass(frozen=True)
@@ -51,9 +53,9 @@ def settings_for(db: Database, data_dir: Path, **overrides: object) -> Settings:
 def env_for(db: Database, data_dir: Path) -> dict[str, str]:
     """The same settings as environment variables, for child processes.
 
-    The benchmark's customers all write to one merchant, far more often
-    than the hourly budget for automated mail allows; lifted, so every
-    filed reply queues its notification as it would across many stores.
+    The benchmark sends each store's merchant far more replies in a few
+    seconds than the hourly budget for automated mail allows; lifted, so
+    every filed reply queues its notification as on a quieter day.
     """
     return {"CASEMAIL_DATA_DIR": str(data_dir),
             "CASEMAIL_DATABASE_URL": db.url,
@@ -98,16 +100,21 @@ def database(name: str, workdir: Path, pg_url: str,
 
 
 def prepared_runtime(db: Database, data_dir: Path) -> Runtime:
-    """A runtime on ``db`` with the schema made and one store in it."""
+    """A runtime on ``db`` with the schema made and the stores in it."""
     rt = build_runtime(settings_for(db, data_dir))
     with transaction(rt.sessions) as s:
-        store = m.Store(slug=STORE, name="Lumen Shop",
-                        sender_address="help@lumen.example",
-                        created_at=rt.clock.now())
-        store.members.append(m.TeamMember(address="owner@lumen.example",
-                                          name="Owner"))
-        s.add(store)
+        for k in range(STORES):
+            store = m.Store(slug=f"shop{k}", name=f"Shop {k}",
+                            sender_address=f"help@shop{k}.example",
+                            created_at=rt.clock.now())
+            store.members.append(m.TeamMember(
+                address=_owner(k), name="Owner"))
+            s.add(store)
     return rt
+
+
+def _owner(k: int) -> str:
+    return f"owner@shop{k}.example"
 
 
 def open_cases(rt: Runtime, count: int) -> list[Target]:
@@ -115,15 +122,16 @@ def open_cases(rt: Runtime, count: int) -> list[Target]:
     the way most replies find them."""
     targets = []
     for n in range(count):
+        k = n % STORES
         with transaction(rt.sessions) as s:
             case = rt.service.open_case(
-                s, store_slug=STORE, order_ref=f"ORD-{n}",
+                s, store_slug=f"shop{k}", order_ref=f"ORD-{n}",
                 customer_address=f"ana{n}@customer.example",
                 customer_name="Ana Customer", subject="Licence key missing",
                 content=Content.typed("Where is my key?", source="api"))
             rt.service.add_message(
                 s, case, party=Party.MERCHANT,
-                author_address="owner@lumen.example",
+                author_address=_owner(k),
                 content=Content.typed("Sent again.", source="api"))
             targets.append(Target(
                 case.id, case.customer_address,
