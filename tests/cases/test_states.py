@@ -79,3 +79,10 @@ def test_status_events_land_on_the_state_they_name() -> None:
         for state in State:
             if (state, event) in TRANSITIONS:
                 assert TRANSITIONS[(state, event)] is target
+
+
+def test_a_refused_move_is_put_in_words() -> None:
+    with pytest.raises(InvalidTransition) as refused:
+        next_state(CLOSED, E.MERCHANT_CLOSE)
+    assert str(refused.value).startswith("a case that is closed cannot be "
+                                         "closed")

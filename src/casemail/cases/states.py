@@ -87,6 +87,21 @@ CUSTOMER_STATUS_EVENT: dict[State, Event] = {
 }
 
 
+# How a refused move is put to a person.
+_ASKED = {
+    E.CUSTOMER_MESSAGE: "take a customer's message",
+    E.MERCHANT_MESSAGE: "take a merchant's message",
+    E.STAFF_MESSAGE: "take a staff message",
+    E.MERCHANT_SET_OPEN: "be set to open",
+    E.MERCHANT_SET_AWAITING_CUSTOMER: "be set to awaiting customer",
+    E.MERCHANT_SET_AWAITING_MERCHANT: "be set to awaiting merchant",
+    E.MERCHANT_CLOSE: "be closed",
+    E.CUSTOMER_CLOSE: "be closed",
+    E.CUSTOMER_REOPEN: "be reopened",
+    E.AUTO_CLOSE: "be closed for being idle",
+}
+
+
 def next_state(state: State | str, event: Event) -> State:
     """The state ``event`` moves a case in ``state`` to, or raise."""
     current = State(state)
@@ -94,8 +109,8 @@ def next_state(state: State | str, event: Event) -> State:
         return TRANSITIONS[(current, event)]
     except KeyError:
         raise InvalidTransition(
-            f"a case that is {current.value} cannot take {event.value}"
-        ) from None
+            f"a case that is {current.value.replace('_', ' ')} cannot "
+            f"{_ASKED[event]} ({event.value})") from None
 
 
 def is_reopening(before: State | str, after: State) -> bool:

@@ -55,7 +55,8 @@ def classify(mail: ReadMail, *, envelope_from: str | None = None,
     verdict = Verdict(kind=kind, rules=[rule.name for rule in fired])
     if kind == BOUNCE:
         verdict.bounce = read_bounce(inbound)
-    log.info("%s classified %s by %s", mail.message_id, kind,
+    # The pipeline logs the decision with the case; this is the detail.
+    log.debug("%s classified %s by %s", mail.message_id, kind,
              ",".join(verdict.rules) or "no rule")
     return verdict
 
