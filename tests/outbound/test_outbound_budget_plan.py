@@ -12,14 +12,15 @@ import datetime as dt
 from sqlalchemy import text
 
 from casemail.db.engine import make_engine, migrate
-from casemail.outbound.budget import _window
+from casemail.outbound.budget import _COUNTS
 
 
 def test_budget_count_uses_the_recipient_index(db_url: str) -> None:
     migrate(db_url)
     engine = make_engine(db_url)
     since = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-    query = _window("Ana.Kovac@Example.test", since)
+    query = _COUNTS.params(recipient="ana.kovac@example.test", since=since,
+                           case_id=7, per_case=10, overall=200)
     compiled = query.compile(engine, compile_kwargs={"literal_binds": True})
     try:
         with engine.connect() as conn:
@@ -34,4 +35,5 @@ def test_budget_count_uses_the_recipient_index(db_url: str) -> None:
                     text(f"EXPLAIN {compiled}")))
     finally:
         engine.dispose()
-    assert "ix_outbox_recipient_time" in plan, plan
+    # Both counts, the one within a case and the overall one, use it.
+    assert plan.count("ix_outbox_recipient_time") == 2, plan

@@ -14,7 +14,7 @@ import datetime as dt
 import logging
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, joinedload
 
 from casemail.addresses import Party, Signer
@@ -45,6 +45,16 @@ _MESSAGE_EVENT = {
 }
 
 
+# The case, locked, with its store and the store's team in the same round
+# trip: every message needs them (who may answer, whom to notify). Built
+# once, as every mail runs it.
+_LOCK_CASE = (
+    select(m.Case).where(m.Case.id == bindparam("case_id"))
+    .options(joinedload(m.Case.store, innerjoin=True)
+             .joinedload(m.Store.members))
+    .with_for_update(of=m.Case))
+
+
 class CaseService:
     def __init__(self, settings: Settings, signer: Signer, clock: Clock,
                  composer: Composer) -> None:
@@ -56,17 +66,10 @@ class CaseService:
     # -- finding ------------------------------------------------------------
 
     def lock_case(self, s: Session, case_id: int) -> m.Case:
-        """The case, locked for this transaction (no lost updates).
-
-        The store and its team come in the same round trip: every message
-        needs them (who may answer, whom to notify).
-        """
-        case = s.scalars(
-            select(m.Case).where(m.Case.id == case_id)
-            .options(joinedload(m.Case.store, innerjoin=True)
-                     .selectinload(m.Store.members))
-            .with_for_update(of=m.Case)
-        ).one_or_none()
+        """The case, locked for this transaction (no lost updates), with
+        its store and team loaded."""
+        case = s.scalars(_LOCK_CASE, {"case_id": case_id}
+                         ).unique().one_or_none()
         if case is None:
             raise UnknownCase(f"no case {case_id}")
         return case
@@ -269,6 +272,9 @@ class CaseService:
     def _store_message(self, s: Session, case: m.Case, party: Party,
                        address: str, name: str, content: Content, *,
                        held: str = "") -> m.Message:
+        # The attachments go in with the message, so the collection is
+        # known in this session and nobody loads it back (the notification
+        # lists them).
         message = m.Message(
             case_id=case.id, raw_mail_id=content.raw_mail_id, party=party,
             author_address=address, author_name=name[:200],
@@ -277,34 +283,37 @@ class CaseService:
             html=content.html, message_id=content.message_id[:998],
             kind=content.kind, rules=list(content.rules),
             defects=list(content.defects), held=bool(held), hold_reason=held,
-            source=content.source, created_at=self.clock.now())
+            source=content.source, created_at=self.clock.now(),
+            attachments=self._attachments(content))
         s.add(message)
         s.flush()
         if not held and not content.automated:
             self._event(s, case, "message", party, address, message=message)
-        self._store_attachments(s, case, message, content)
+        for part in content.attachments:
+            if not part.kept:
+                self._event(s, case, "attachment_refused", message.party,
+                            message.author_address, message=message,
+                            filename=part.filename,
+                            content_type=part.content_type,
+                            reason=part.reason)
         return message
 
-    def _store_attachments(self, s: Session, case: m.Case, message: m.Message,
-                           content: Content) -> None:
+    def _attachments(self, content: Content) -> list[m.Attachment]:
         files_dir: Path = self.settings.files_dir
+        rows = []
         for part in content.attachments:
             if part.kept:
                 # Written and synced before the commit that names it.
                 store_file(files_dir, part.data)
-            s.add(m.Attachment(
-                message_id=message.id, filename=part.filename[:500],
+            rows.append(m.Attachment(
+                filename=part.filename[:500],
                 safe_name=part.safe_name[:255],
                 declared_type=part.declared_type[:255],
                 content_type=part.content_type[:255], size=part.size,
                 sha256=part.sha256, kept=part.kept, reason=part.reason,
                 inline=part.inline, content_id=part.content_id[:998],
                 details=dict(part.details)))
-            if not part.kept:
-                self._event(s, case, "attachment_refused", message.party,
-                            message.author_address, message=message,
-                            filename=part.filename, content_type=part.content_type,
-                            reason=part.reason)
+        return rows
 
     def _event(self, s: Session, case: m.Case, kind: str, party: Party | str,
                actor: str, **detail: object) -> m.Event:

@@ -27,6 +27,7 @@ import logging
 import re
 import struct
 from collections.abc import Sequence
+from dataclasses import dataclass
 from email import encoders
 from email.generator import BytesGenerator
 from email.header import Header
@@ -65,6 +66,12 @@ REFERENCES_KEEP_LAST = 10
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _FILETIME_EPOCH = dt.datetime(1601, 1, 1, tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class Composed:
+    data: bytes  # the whole message, ready for the relay
+    subject: str  # as rendered, before any encoding for the header
 
 
 def bundled_templates() -> Path:
@@ -215,14 +222,7 @@ class Composer:
 
     # -- the message ---------------------------------------------------------
 
-    def compose(self, *, template: str, context: dict[str, Any], to: str,
-                to_name: str, from_addr: str, from_name: str, reply_to: str,
-                message_id: str, in_reply_to: str | None,
-                references: Sequence[str], envelope_from: str,
-                auto_submitted: str = "auto-generated",
-                thread_topic: str = "",
-                attachments: Sequence[tuple[str, str, bytes]] = (),
-                date: dt.datetime | None = None) -> bytes:
+    def compose(self, *, envelope_from: str, **message: Any) -> bytes:
         """The full RFC 5322 message, CRLF line ends.
 
         ``envelope_from`` is not written into the message: Return-Path is
@@ -230,6 +230,18 @@ class Composer:
         callers hand over the whole envelope in one place.
         """
         del envelope_from
+        return self.compose_with_subject(**message).data
+
+    def compose_with_subject(
+            self, *, template: str, context: dict[str, Any], to: str,
+            to_name: str, from_addr: str, from_name: str, reply_to: str,
+            message_id: str, in_reply_to: str | None,
+            references: Sequence[str], auto_submitted: str = "auto-generated",
+            thread_topic: str = "",
+            attachments: Sequence[tuple[str, str, bytes]] = (),
+            date: dt.datetime | None = None) -> Composed:
+        """The message and its subject as rendered, so nobody has to
+        parse the message again to show what it is about."""
         subject, text, html = self.render(template, context)
         body = MIMEMultipart("alternative")
         body.attach(_text_part(text, "plain"))
@@ -252,7 +264,7 @@ class Composer:
         self._outlook(msg, context.get("case"), thread_topic, subject)
         out = io.BytesIO()
         BytesGenerator(out, policy=WIRE).flatten(msg)
-        return out.getvalue()
+        return Composed(out.getvalue(), subject)
 
     @staticmethod
     def _threading(msg: Message, in_reply_to: str | None,

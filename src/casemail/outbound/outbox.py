@@ -14,13 +14,11 @@ budget stopped an automated mail, or the customer's address bounced.
 from __future__ import annotations
 
 import datetime as dt
-import email.policy
 import logging
 from collections.abc import Sequence
-from email.parser import BytesHeaderParser
 from typing import Any
 
-from sqlalchemy import literal, select, union_all
+from sqlalchemy import CompoundSelect, bindparam, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from casemail.addresses import Party, Signer
@@ -52,32 +50,33 @@ def queue_mail(session: Session, *, composer: Composer, signer: Signer,
     case_id = case.id if case is not None else None
     reason = _suppression(session, case, party, recipient, automated, now,
                           settings)
-    row = Outbox(
-        case_id=case_id, template=template, recipient=recipient,
-        party=party.value, automated=automated,
-        message_id=signer.message_id(case_id or 0, party),
-        status="suppressed" if reason else "queued", attempts=0,
-        created_at=now, next_attempt_at=now, last_error=reason or "",
-        deadline=now + dt.timedelta(seconds=settings.relay.retry_deadline),
-        claimed_by="", dsn_status="", dsn_diagnostic="", subject="",
-        envelope_from="", data=b"")
-    session.add(row)
-    session.flush()  # the id names the envelope sender (VERP)
-    row.envelope_from = signer.envelope_sender(row.id)
-
-    chain = _thread_chain(session, case, party, row.id)
+    message_id = signer.message_id(case_id or 0, party)
+    # Read before the new row exists, so it never names itself.
+    chain = _thread_chain(session, case, party)
     context = {"recipient_party": party.value,
                "recipient_name": recipient_name, **context}
-    row.data = composer.compose(
+    composed = composer.compose_with_subject(
         template=template, context=context, to=recipient,
         to_name=recipient_name, from_addr=settings.from_address,
         from_name=_sender_name(template, party, case, settings),
-        reply_to=reply_to, message_id=row.message_id,
+        reply_to=reply_to, message_id=message_id,
         in_reply_to=chain[-1] if chain else None, references=chain,
-        envelope_from=row.envelope_from, auto_submitted=auto_submitted,
+        auto_submitted=auto_submitted,
         thread_topic=case.subject if case is not None else "",
         attachments=attachments, date=now)
-    row.subject = _subject_of(row.data)
+    row = Outbox(
+        case_id=case_id, template=template, recipient=recipient,
+        party=party.value, automated=automated, message_id=message_id,
+        status="suppressed" if reason else "queued", attempts=0,
+        created_at=now, next_attempt_at=now, last_error=reason or "",
+        deadline=now + dt.timedelta(seconds=settings.relay.retry_deadline),
+        claimed_by="", dsn_status="", dsn_diagnostic="",
+        subject=composed.subject[:998], envelope_from="", data=composed.data)
+    session.add(row)
+    # The id names the envelope sender (VERP), which the message itself
+    # never carries: Return-Path is the final delivery's to write.
+    session.flush()
+    row.envelope_from = signer.envelope_sender(row.id)
     log.info("%s case %s: %s to %s %s%s", row.message_id, case_id, template,
              party.value, row.status, f" ({reason})" if reason else "")
     return row
@@ -98,8 +97,8 @@ def _suppression(session: Session, case: Case | None, party: Party,
                         now=now, settings=settings)
 
 
-def _thread_chain(session: Session, case: Case | None, party: Party,
-                  exclude_id: int) -> list[str]:
+def _thread_chain(session: Session, case: Case | None,
+                  party: Party) -> list[str]:
     """The case's Message-IDs, oldest first, that ``party`` has seen.
 
     Gmail threads a mail only on ids already in the recipient's mailbox,
@@ -110,32 +109,48 @@ def _thread_chain(session: Session, case: Case | None, party: Party,
     """
     if case is None:
         return []
-    seen = _chain_ends(session, case.id, exclude_id, party.value)
-    return seen or _chain_ends(session, case.id, exclude_id, None)
+    seen = _chain_ends(session, _SEEN_BY_PARTY,
+                       {"case_id": case.id, "party": party.value})
+    return seen or _chain_ends(session, _WHOLE_THREAD, {"case_id": case.id})
 
 
-def _chain_ends(session: Session, case_id: int, exclude_id: int,
-                party: str | None) -> list[str]:
+def _chain_ends(session: Session, statement: CompoundSelect,
+                values: dict[str, object]) -> list[str]:
+    entries = {tuple(row) for row in session.execute(statement, values)}
+    ids = (_bracketed(mid) for _at, _src, _row, mid in sorted(entries))
+    return [i for i in ids if i]
+
+
+def _ends_statement(by_party: bool) -> CompoundSelect:
+    """The newest few and the very first of the mails we sent in a case
+    and of those we received, in one statement; with ``by_party``, only
+    those sent to or written by one party.
+
+    Built once per kind: every queued mail runs one, and SQLAlchemy then
+    reuses the compiled form without walking the statement again.
+    """
     sent = (select(Outbox.created_at.label("at"), literal(0).label("src"),
                    Outbox.id.label("row"), Outbox.message_id.label("mid"))
-            .where(Outbox.case_id == case_id, Outbox.id != exclude_id,
+            .where(Outbox.case_id == bindparam("case_id"),
                    Outbox.status.in_(THREAD_STATUSES)))
     received = (select(Message.created_at.label("at"), literal(1).label("src"),
                        Message.id.label("row"), Message.message_id.label("mid"))
-                .where(Message.case_id == case_id, Message.message_id != ""))
-    if party is not None:
-        sent = sent.where(Outbox.party == party)
-        received = received.where(Message.party == party)
-    # The newest few and the very first of each source, in one statement.
+                .where(Message.case_id == bindparam("case_id"),
+                       Message.message_id != ""))
+    if by_party:
+        sent = sent.where(Outbox.party == bindparam("party"))
+        received = received.where(Message.party == bindparam("party"))
     ends = []
     for stmt, model in ((sent, Outbox), (received, Message)):
         newest = stmt.order_by(model.created_at.desc(), model.id.desc())
         oldest = stmt.order_by(model.created_at, model.id)
         for query in (newest.limit(REFERENCES_KEEP_LAST), oldest.limit(1)):
             ends.append(select(query.subquery()))
-    entries = {tuple(row) for row in session.execute(union_all(*ends))}
-    ids = (_bracketed(mid) for _at, _src, _row, mid in sorted(entries))
-    return [i for i in ids if i]
+    return union_all(*ends)
+
+
+_SEEN_BY_PARTY = _ends_statement(by_party=True)
+_WHOLE_THREAD = _ends_statement(by_party=False)
 
 
 def _bracketed(message_id: str) -> str:
@@ -158,10 +173,3 @@ def _sender_name(template: str, party: Party, case: Case | None,
         who = case.customer_name or case.customer_address
         return f"{who} via {settings.platform_name}"
     return case.store.name
-
-
-def _subject_of(data: bytes) -> str:
-    # Kept decoded on the row for 'case show'; read back rather than
-    # rendered twice.
-    headers = BytesHeaderParser(policy=email.policy.default).parsebytes(data)
-    return str(headers.get("Subject", ""))
