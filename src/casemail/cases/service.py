@@ -272,9 +272,10 @@ class CaseService:
     def _store_message(self, s: Session, case: m.Case, party: Party,
                        address: str, name: str, content: Content, *,
                        held: str = "") -> m.Message:
-        # The attachments go in with the message, so the collection is
-        # known in this session and nobody loads it back (the notification
-        # lists them).
+        # The attachments and events go in with the message by
+        # relationship: one flush writes them all, when the next query or
+        # the commit needs it, and the notification finds the attachments
+        # without loading them back.
         message = m.Message(
             case_id=case.id, raw_mail_id=content.raw_mail_id, party=party,
             author_address=address, author_name=name[:200],
@@ -286,7 +287,6 @@ class CaseService:
             source=content.source, created_at=self.clock.now(),
             attachments=self._attachments(content))
         s.add(message)
-        s.flush()
         if not held and not content.automated:
             self._event(s, case, "message", party, address, message=message)
         for part in content.attachments:

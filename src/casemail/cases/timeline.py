@@ -17,7 +17,9 @@ def record(s: Session, clock: Clock, case: m.Case, kind: str,
     event = m.Event(
         case_id=case.id, at=clock.now(), kind=kind, party=str(party),
         author_address=actor or "",
-        message_id=message.id if message else None, outbox_id=outbox_id,
+        # By relationship, not by id: the message may not be flushed yet,
+        # and the flush that writes both puts them in order.
+        message=message, outbox_id=outbox_id,
         detail={k: v.value if isinstance(v, Enum) else v
                 for k, v in detail.items()})
     s.add(event)
