@@ -3,6 +3,10 @@
 The stdlib's header objects raise on some broken headers, so everything
 here works from the raw header text the parser kept (``raw_items``), with
 our own forgiving parsing. Nothing here raises.
+
+A large mail reaches the parser without its long base64 runs
+(``Elided``): a file's body is then decoded straight from the received
+bytes, and never held as the parser's text, its lines and a copy.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import binascii
 import re
 import urllib.parse
+from dataclasses import dataclass
 from email.message import Message
 
 from casemail.mime.charsets import (
@@ -180,9 +185,12 @@ def payload_bytes(part: Message) -> tuple[bytes, str]:
         return b"", ""
     if not isinstance(payload, str):
         return b"", "part payload unreadable"
+    cte = transfer_encoding(part)
+    elided: Elided | None = getattr(part, _ELIDED, None)
+    if elided is not None and cte == "base64":
+        return lenient_b64(elided.base64_of(payload)), ""
     # The bytes parser kept undecodable bytes as surrogate escapes.
     raw = payload.encode("utf-8", "surrogateescape")
-    cte = transfer_encoding(part)
     if cte == "base64":
         return lenient_b64(raw), ""
     if cte == "quoted-printable":
@@ -212,3 +220,70 @@ def text_of(part: Message) -> tuple[str, list[str]]:
     text, charset_defect = decode_bytes(data, charset(part))
     defects = [d for d in (defect, charset_defect) if d]
     return text.replace("\r\n", "\n").replace("\r", "\n"), defects
+
+
+# -- bodies the parser did not see ---------------------------------------
+
+_ELIDED = "casemail_elided"
+
+
+@dataclass(frozen=True)
+class Elided:
+    """The long base64 runs of one mail, cut out before parsing.
+
+    Each run stands in the parsed text as one line, ``mark`` and its
+    number; ``spans`` says where its bytes are in ``raw`` (without the
+    run's last line break, which stays, as the parser strips the one
+    before a boundary). ``mark`` is random per mail: a sender cannot
+    write one into a mail.
+    """
+
+    mark: str
+    raw: bytes
+    spans: tuple[tuple[int, int], ...]
+
+    def base64_of(self, text: str) -> bytes | memoryview:
+        """The base64 of a body: when it is one stand-in and white space
+        (which base64 skips), a view of the received bytes, no copy."""
+        pieces = self._split(text)
+        if len(pieces) == 3 and not (pieces[0] + pieces[2]).strip():
+            start, end = self.spans[int(pieces[1])]
+            return memoryview(self.raw)[start:end]
+        return self.bytes_of(text)
+
+    def bytes_of(self, text: str) -> bytes:
+        """``text`` with its stand-ins back to the bytes they replace."""
+        pieces = self._split(text)
+        out: list[bytes | memoryview] = []
+        for i, piece in enumerate(pieces):
+            if i % 2:
+                start, end = self.spans[int(piece)]
+                out.append(memoryview(self.raw)[start:end])
+            else:
+                out.append(piece.encode("utf-8", "surrogateescape"))
+        return b"".join(out)
+
+    def _split(self, text: str) -> list[str]:
+        # Text, number, text, number, ..., text.
+        return re.split(re.escape(self.mark) + r"(\d+)", text)
+
+    def adopt(self, part: Message) -> None:
+        """Give ``part`` back the text the parser would have seen,
+        unless it is a file in base64, which ``payload_bytes`` then
+        decodes from the received bytes. Text and attached mail are
+        read by others too (the classifier): they get it all back."""
+        for name in ("_payload", "preamble", "epilogue"):
+            text = getattr(part, name, None)
+            if not isinstance(text, str) or self.mark not in text:
+                continue
+            if name == "_payload" and _stays_encoded(part):
+                setattr(part, _ELIDED, self)
+                continue
+            whole = self.bytes_of(text)
+            setattr(part, name, whole.decode("ascii", "surrogateescape"))
+
+
+def _stays_encoded(part: Message) -> bool:
+    kind = content_type(part).partition("/")[0]
+    return (kind not in ("text", "message", "multipart")
+            and transfer_encoding(part) == "base64")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import email.policy
 import logging
 import re
+import secrets
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 
@@ -25,6 +26,16 @@ log = logging.getLogger(__name__)
 
 POLICY = email.policy.default
 MAX_FORWARD_DEPTH = 5
+
+# Runs of base64 lines at least this long are kept out of the parser
+# (``parts.Elided``); in smaller mails none is looked for at all.
+ELIDE_FROM = 64 * 1024
+# Whole lines of the base64 alphabet (RFC 2045 6.8). Such a line can be
+# no header (no colon, no leading space), no boundary (no "--") and no
+# blank line, so replacing a run of them by one such line changes
+# nothing the parser decides. Possessive: no backtracking state is kept
+# over a run of megabytes.
+_B64_RUN = re.compile(rb"^(?:[A-Za-z0-9+/=]++\r?\n)++", re.M)
 
 
 def read_mail(raw: bytes, *, max_attachment_size: int = 20 * 2**20,
@@ -65,19 +76,58 @@ def _parse(raw: bytes) -> tuple[EmailMessage, list[str]]:
     under compat32 and then give the tree the default policy, whose
     header objects its readers (the classifier) expect."""
     parser = BytesParser(_class=EmailMessage, policy=email.policy.compat32)
+    elided = _elide(raw)
+    source = raw if elided is None else _without_runs(elided)
     try:
-        message = parser.parsebytes(raw)
+        message = parser.parsebytes(source)
         defects = boundaries.repair(message, email.policy.compat32)
     except RecursionError:
         # The stdlib parser recurses once per nested part: a few hundred
         # levels exhaust the stack. The headers still thread and classify
         # the mail; the body stays in the raw mail only.
-        message = parser.parsebytes(raw, headersonly=True)
+        message = parser.parsebytes(source, headersonly=True)
         message.set_payload("")
         defects = ["parts nested too deep to read: the body is not read"]
+    del source
     for part in walk_parts(message):
         part.policy = POLICY
+        if elided is not None:
+            elided.adopt(part)
     return message, defects
+
+
+def _elide(raw: bytes) -> parts.Elided | None:
+    """The long base64 runs of ``raw``, or None when it has none.
+
+    The parser turns the whole mail into text, then each body into a
+    list of lines and one string more: a file of 8 MB costs several
+    times that before it is decoded. Its body is read from ``raw``
+    instead (``parts.payload_bytes``)."""
+    if len(raw) < ELIDE_FROM:
+        return None
+    spans = []
+    for run in _B64_RUN.finditer(raw):
+        start, end = run.span()
+        if end - start < ELIDE_FROM:
+            continue
+        # The last line break stays: the one before a boundary is the
+        # boundary's (RFC 2046 5.1.1), and the parser strips it.
+        spans.append((start, end - (2 if raw[end - 2] == 13 else 1)))
+    if not spans:
+        return None
+    return parts.Elided(f"casemailelided{secrets.token_hex(8)}n", raw,
+                        tuple(spans))
+
+
+def _without_runs(elided: parts.Elided) -> bytes:
+    """The mail with each run replaced by its stand-in line."""
+    pieces, at = [], 0
+    view = memoryview(elided.raw)
+    for number, (start, end) in enumerate(elided.spans):
+        pieces += [view[at:start], f"{elided.mark}{number}".encode()]
+        at = end
+    pieces.append(view[at:])
+    return b"".join(pieces)
 
 
 def _read_tree(message: EmailMessage, raw: bytes, budget: Budget,
@@ -125,7 +175,8 @@ def _split(body: text.Body, full_text: str) -> tuple[str, str]:
 
 def _header_defects(message: Message, raw: bytes) -> list[str]:
     found = []
-    if not raw.strip() and not message.keys():
+    # isspace(), not strip(): strip() copies a mail of megabytes.
+    if (not raw or raw.isspace()) and not message.keys():
         return ["empty mail"]
     if not message.keys():
         found.append("no headers: this is not a mail")
