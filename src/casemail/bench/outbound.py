@@ -14,6 +14,8 @@ import asyncio
 import datetime as dt
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -105,9 +107,10 @@ def _one(db: dbs.Database, data_dir: Path, relay_port: int,
         workers = [
             DeliveryWorker(rt.sessions, settings, rt.clock, f"bench/{n}")
             for n in range(settings.relay.connections)]
-        started = time.perf_counter()
-        asyncio.run(_drain(workers))
-        seconds = time.perf_counter() - started
+        with _logging_as_serve(data_dir / "delivery.log"):
+            started = time.perf_counter()
+            asyncio.run(_drain(workers))
+            seconds = time.perf_counter() - started
         with rt.sessions() as s:
             sent = s.scalar(select(func.count(m.Outbox.id)).where(
                 m.Outbox.status == "sent")) or 0
@@ -118,3 +121,28 @@ def _one(db: dbs.Database, data_dir: Path, relay_port: int,
     log.info("outbound on %s: %d of %d sent in %.2fs: %.0f/s", db.name,
              sent, count, seconds, result.rate)
     return result
+
+
+@contextmanager
+def _logging_as_serve(path: Path) -> Iterator[None]:
+    """The workers log each mail's outcome at INFO, as under 'serve'.
+
+    The benchmark quiets casemail's loggers for its own output; the line
+    written for every delivered mail is part of what delivery costs, so it
+    is written here too, to a file in the work folder like the servers'.
+    """
+    logger = logging.getLogger("casemail.outbound")
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter(
+        "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    before = logger.level, logger.propagate
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+        logger.setLevel(before[0])
+        logger.propagate = before[1]
