@@ -11,6 +11,13 @@ again on every pass until ``max_processing_attempts``; after that it waits
 for a person (``casemail quarantine list``, ``casemail reprocess ID``).
 Mail for the postmaster is kept here too, for a person and for no case
 (``casemail postmaster``). Nothing is ever deleted here.
+
+On SQLite a large mail is written last, in pieces: an INSERT or UPDATE
+of a row builds the whole row in memory, after the driver's own copy of
+the bytes, and every later UPDATE of the row (its status) builds it
+again — a 25 MB mail cost four times its size more. The row is kept
+with no bytes until the transaction commits; then its data is sized
+and written into it piece by piece, in that same transaction.
 """
 
 from __future__ import annotations
@@ -20,8 +27,9 @@ import hashlib
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import event, func, select, text, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from casemail.db import models as m
 
@@ -29,6 +37,10 @@ log = logging.getLogger(__name__)
 
 QUARANTINED = "quarantined"
 POSTMASTER = "postmaster"
+
+# SQLite: mails at least this large are written in pieces of PIECE.
+WRITE_LATE_FROM = 256 * 1024
+PIECE = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -73,14 +85,39 @@ def exists(s: Session, key: str) -> bool:
 def keep(s: Session, raw: bytes, env: Envelope, key: str,
          now: dt.datetime) -> m.RawMail:
     """Add the raw mail to this transaction (flushed: it has an id)."""
+    late = s.get_bind().dialect.name == "sqlite" \
+        and len(raw) >= WRITE_LATE_FROM
     row = m.RawMail(
         idem_key=key, sha256=hashlib.sha256(raw).hexdigest(),
         envelope_from=env.mail_from[:320], envelope_to=env.recipient[:320],
-        peer=env.peer[:100], received_at=now, size=len(raw), data=raw,
-        status="received", attempts=0)
+        peer=env.peer[:100], received_at=now, size=len(raw),
+        data=b"" if late else raw, status="received", attempts=0)
     s.add(row)
     s.flush()
+    if late:
+        # What this session reads of the row is the mail, as stored.
+        set_committed_value(row, "data", raw)
+        event.listen(s, "before_commit",
+                     lambda session: _write_late(session, row.id, raw),
+                     once=True)
     return row
+
+
+def _write_late(s: Session, row_id: int, raw: bytes) -> None:
+    """Write the data of a row kept empty, once nothing else will
+    change the row: the last flush, a zero blob of the right size (the
+    row is built once more, with zeros), then the bytes in pieces."""
+    s.flush()
+    table = m.RawMail.__table__
+    s.execute(update(table).where(table.c.id == row_id)
+              .values(data=func.zeroblob(len(raw))))
+    rowid = s.scalar(text("SELECT rowid FROM raw_mails WHERE id = :id"),
+                     {"id": row_id})
+    db = s.connection().connection.driver_connection
+    view = memoryview(raw)
+    with db.blobopen(table.name, "data", rowid) as blob:
+        for at in range(0, len(view), PIECE):
+            blob.write(view[at:at + PIECE])
 
 
 def envelope_of(row: m.RawMail) -> Envelope:
