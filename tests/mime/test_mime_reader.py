@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from mailmaker import FIXTURES
 from mailmaker import read_fixture as read
 
@@ -66,3 +67,35 @@ def test_the_classifier_gets_default_policy_header_objects():
     assert mail.message["From"].addresses[0].username == "j.mueller"
     assert mail.header("Subject").startswith("AW: Download")
     assert mail.header("X-Not-There") == ""
+
+
+NOTHING_NEW = {
+    "quoted history": ("On Mon, 3 Mar 2025, Northwind <s@nw.example> "
+                       "wrote:\r\n> Your key is ABCD-EFGH.\r\n"),
+    "bare quote": "> Your key is ABCD-EFGH.\r\n",
+    "signature": "-- \r\nLena Fischer\r\nFischer Design\r\n",
+    "phone line": "\r\nSent from my iPhone\r\n",
+    "signature above history": (
+        "\r\n-- \r\nLena\r\n\r\nOn Mon, 3 Mar 2025, Northwind "
+        "<s@nw.example> wrote:\r\n> Your key is ABCD-EFGH.\r\n"),
+}
+
+
+@pytest.mark.parametrize("body", NOTHING_NEW.values(), ids=NOTHING_NEW)
+def test_a_reply_of_only_history_or_signature_has_no_new_text(body):
+    """Nothing the author wrote this time: the new text is empty and the
+    whole body is in the removed text, none of it lost."""
+    mail = read_mail(("From: lena@example.net\r\nSubject: Re: Key\r\n"
+                      "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+                      + body).encode())
+    assert mail.new_text == ""
+    assert mail.removed_text == body.replace("\r\n", "\n").strip()
+
+
+def test_a_forward_without_a_note_keeps_what_it_forwards():
+    """A receipt forwarded as it is: the forwarded words are the message."""
+    mail = read_mail(b"From: lena@example.net\r\nSubject: Fwd: Order\r\n\r\n"
+                     b"---------- Forwarded message ---------\r\n"
+                     b"From: Shop <shop@example.org>\r\nSubject: Order 77\r\n"
+                     b"\r\nYour order 77 is paid.\r\n")
+    assert mail.new_text == "Your order 77 is paid."

@@ -30,7 +30,9 @@ def split_reply(text: str) -> tuple[str, str]:
     Top-posted replies are cut at the first marker. When the marker is
     the first thing in the body (bottom-posting, or a forward with a note
     below), the quoted block at the top is removed and what follows is
-    the new text. When nothing would be left, the whole text is new.
+    the new text. When nothing is left — a reply of only the quoted
+    history, only a signature, or blank — the new text is empty and the
+    whole body is removed: the author wrote nothing this time.
     """
     lines = text.replace("\r\n", "\n").split("\n")
     # Peel quoted blocks off the top, one after the other; a loop, not
@@ -47,6 +49,10 @@ def split_reply(text: str) -> tuple[str, str]:
         if any(line.strip() for line in lines[start:cut]):
             new, tail = _tidy(lines[start:cut]), _tidy(lines[cut:])
             break
+        # XXX: an Outlook reply with nothing typed above its header block
+        # reads like a forward without a note: the quoted mail below the
+        # block is kept as new text. Only the mail's own subject (RE:
+        # or FW:) tells the two apart, and it is not looked at here.
         end = quote_rules.end_of_top_block(lines, cut)
         blocks.append((start, end))
         start = end
@@ -55,15 +61,12 @@ def split_reply(text: str) -> tuple[str, str]:
 
 def _unwind(lines: list[str], blocks: list[tuple[int, int]], new: str,
             tail: str) -> tuple[str, str]:
-    """Put the peeled top blocks back in front of what was removed; when
-    nothing new was found below a block, that block was the new text."""
-    removed = [tail] if tail else []
-    for start, end in reversed(blocks):
-        if not new.strip():
-            new, removed = _tidy(lines[start:]), []
-            continue
-        removed.append(_tidy(lines[start:end]))
-    return new, "\n\n".join(reversed(removed)).strip("\n")
+    """Put the peeled top blocks back in front of what was removed."""
+    if not new.strip():
+        return "", _tidy(lines)
+    removed = [_tidy(lines[start:end]) for start, end in blocks]
+    removed += [tail] if tail else []
+    return new, "\n\n".join(removed).strip("\n")
 
 
 def _tidy(lines: list[str]) -> str:
@@ -155,6 +158,10 @@ def split_html_reply(html: str, text: str | None = None) -> tuple[str, str]:
         return split_reply(whole)
     new, removed = split_reply(html_to_text(parts[0]))
     if not new.strip():
+        # Nothing above the marker: a reply written below the quote, or
+        # nothing at all. XXX: a signature the client marks only in
+        # HTML (a Gmail signature with no "-- " line), alone in the
+        # mail, is then read as new text.
         return split_reply(whole)
     quoted = html_to_text(parts[1])
     return new, "\n\n".join(t for t in (removed, quoted) if t.strip())
