@@ -10,6 +10,7 @@ outbox is empty, so no test waits on a timer.
 
 from __future__ import annotations
 
+import smtplib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -57,3 +58,12 @@ def gateway(e2e_runtime: Runtime) -> Iterator[GatewayThread]:
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture
+def smtp(gateway: GatewayThread) -> Iterator[smtplib.SMTP]:
+    """A plain SMTP client, greeted, talking to the gateway."""
+    client = smtplib.SMTP("127.0.0.1", gateway.port, timeout=30)
+    client.ehlo("test.client")
+    yield client
+    client.close()

@@ -28,14 +28,6 @@ def mail(to: str, body: str = "Is there any news about my key?",
             f"\r\n{body}\r\n").encode()
 
 
-@pytest.fixture
-def smtp(gateway: GatewayThread) -> Iterator[smtplib.SMTP]:
-    client = smtplib.SMTP("127.0.0.1", gateway.port, timeout=30)
-    client.ehlo("test.client")
-    yield client
-    client.close()
-
-
 def test_forged_token_is_refused_at_rcpt(e2e_runtime: Runtime,
                                          smtp: smtplib.SMTP) -> None:
     """A reply address whose signature fails: 550 5.1.1, at RCPT."""
