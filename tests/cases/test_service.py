@@ -186,3 +186,28 @@ def test_automated_mail_moves_nothing(runtime: Runtime) -> None:
     assert timeline(runtime, case_id)[-1] == "automated"
     with runtime.sessions() as s:
         assert s.scalar(select(func.count()).select_from(m.Message)) == 2
+
+
+@pytest.mark.parametrize("text", ["", " \n\t", "\u200b\n"])
+def test_nothing_to_read_is_refused_by_every_caller(
+        runtime: Runtime, text: str) -> None:
+    """A reply or an opening with no text and no file kept, through the
+    service (the command line and the API): refused, nothing changed."""
+    add_store(runtime)
+    case_id = open_case(runtime)
+    before = outbox(runtime, case_id), timeline(runtime, case_id)
+    with pytest.raises(CaseError, match="empty"), \
+            transaction(runtime.sessions) as s:
+        case = runtime.service.lock_case(s, case_id)
+        runtime.service.add_message(s, case, party=Party.MERCHANT,
+                                    author_address=MERCHANT,
+                                    content=Content.typed(text, source="api"))
+    assert (outbox(runtime, case_id), timeline(runtime, case_id)) == before
+    with pytest.raises(CaseError, match="empty"), \
+            transaction(runtime.sessions) as s:
+        runtime.service.open_case(
+            s, store_slug="lumen", order_ref="ORD-1002",
+            customer_address=CUSTOMER, customer_name="Ana Lima",
+            subject="Key", content=Content.typed(text, source="api"))
+    with runtime.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(m.Case)) == 1

@@ -6,6 +6,7 @@ Mail, the command line and the API all hand the case service a
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 
 from casemail.mime.attachments import Budget, judge
@@ -35,6 +36,15 @@ class Content:
     def refused(self) -> list[AttachmentPart]:
         return [a for a in self.attachments if not a.kept]
 
+    @property
+    def empty(self) -> bool:
+        """Nothing for the other side to read: no new text (a blank
+        reply, or only quoted history or a signature, which the reader
+        took off) and no file kept. A kept file alone is a message."""
+        if any(a.kept for a in self.attachments):
+            return False
+        return all(_blank(c) for c in self.new_text)
+
     @classmethod
     def from_mail(cls, mail: ReadMail, *, kind: str, rules: list[str],
                   raw_mail_id: int | None) -> Content:
@@ -51,6 +61,12 @@ class Content:
         """A message typed in the dashboard, the portal or the terminal."""
         return cls(new_text=text, full_text=text, source=source,
                    attachments=list(attachments or []))
+
+
+def _blank(char: str) -> bool:
+    # Format characters (zero-width spaces, joiners, byte order marks,
+    # soft hyphens) show nothing; HTML editors leave them in empty lines.
+    return char.isspace() or unicodedata.category(char) == "Cf"
 
 
 def uploaded_files(files: list[tuple[str, bytes]], *, max_attachment_size: int,

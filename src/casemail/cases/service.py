@@ -90,6 +90,8 @@ class CaseService:
                   customer_address: str, customer_name: str, subject: str,
                   content: Content, priority: str = "normal") -> m.Case:
         """A customer opens a case (through the portal, on their behalf)."""
+        if content.empty:
+            raise CaseError(_nothing_said(content))
         store = self.store(s, store_slug)
         now = self.clock.now()
         case = m.Case(
@@ -120,10 +122,13 @@ class CaseService:
         """A person on one side wrote: file it, move the case, tell the other.
 
         Automated mail goes to ``record_automated`` instead; a merchant-side
-        message from an address outside the team goes to ``hold``.
+        message from an address outside the team goes to ``hold``; mail
+        with nothing in it goes to ``record_empty``.
         """
         if content.automated:
             raise CaseError("automated mail cannot move a case")
+        if content.empty:
+            raise CaseError(_nothing_said(content))
         if party is Party.SYSTEM:
             raise NotAllowed("the system does not write messages")
         before = State(case.state)
@@ -157,6 +162,25 @@ class CaseService:
         self._event(s, case, "held", party, author_address,
                     message=message, reason=reason)
         log.info("%s case %s: held: %s", content.message_id, case.id, reason)
+        return message
+
+    def record_empty(self, s: Session, case: m.Case, *, party: Party,
+                     author_address: str, author_name: str,
+                     content: Content) -> m.Message:
+        """A person sent nothing to read (``Content.empty``): kept and
+        shown, but the case stays as it was and the other side hears
+        nothing of it. Only a refused file is still explained to its
+        sender, who may send it again in a form we take."""
+        reason = "no new text and no file kept"
+        message = self._store_message(s, case, party, author_address,
+                                      author_name, content, held=reason)
+        self._event(s, case, "empty", party, author_address,
+                    message=message, reason=reason)
+        if content.refused and content.source == "email":
+            self.mail.refused_notice(s, case, party, author_address,
+                                     content.refused)
+        log.info("%s case %s: empty, nothing filed", content.message_id,
+                 case.id)
         return message
 
     def record_automated(self, s: Session, case: m.Case, *, party: Party,
@@ -319,3 +343,13 @@ class CaseService:
                actor: str, **detail: object) -> m.Event:
         return timeline.record(s, self.clock, case, kind, str(party), actor,
                                **detail)  # type: ignore[arg-type]
+
+
+def _nothing_said(content: Content) -> str:
+    refused = ", ".join(f"{a.filename or 'a file'} ({a.reason})"
+                        for a in content.refused)
+    if refused:
+        return ("the message has no text and no file was kept: "
+                f"{refused}; write the message, or attach a file of an "
+                "allowed type")
+    return "the message is empty: write the message, or attach a file"

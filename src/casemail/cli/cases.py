@@ -211,8 +211,8 @@ def _known_id(case_id: int) -> None:
 
 
 def _said_something(args: argparse.Namespace) -> None:
-    # A message with neither words nor files would still move the case and
-    # send a notification about nothing.
+    # The case service refuses a message with nothing in it too; this
+    # says so in the terms of the options, before a database is opened.
     if not args.text.strip() and not args.attach:
         raise CaseError("--text is empty: write the message, or --attach "
                         "a file")

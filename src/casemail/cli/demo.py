@@ -46,6 +46,7 @@ FIXTURES = Path(__file__).resolve().parents[3] / "fixtures"
 _OUTCOME_BY_REPLY = {
     replies.ACCEPTED[4:]: "filed",
     replies.HELD[4:]: "held",
+    replies.EMPTY[4:]: "empty",
     replies.RECORDED[4:]: "ignored",
     replies.DUPLICATE[4:]: "duplicate",
     replies.QUARANTINED[4:]: "quarantined",

@@ -25,7 +25,8 @@ _UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f"
                           "\u202a-\u202e\u2066-\u2069]")
 
 # Events whose message is shown with them on the timeline.
-_MESSAGE_EVENTS = {"message", "held", "automated", "delivery_problem"}
+_MESSAGE_EVENTS = {"message", "held", "empty", "automated",
+                   "delivery_problem"}
 
 
 def case_dict(s: Session, signer: Signer, case: m.Case) -> dict[str, Any]:
@@ -194,7 +195,7 @@ def _detail_note(entry: dict[str, Any]) -> str:
     if kind == "attachment_refused":
         return (f"  {detail.get('filename', '')} "
                 f"({detail.get('content_type', '')})")
-    if kind == "held":
+    if kind in ("held", "empty"):
         return f"  ({detail.get('reason', '')})"
     if kind == "delivery_problem":
         return (f"  {detail.get('recipient', '')} {detail.get('status', '')}"

@@ -131,8 +131,9 @@ class Case(Base):
 class RawMail(Base):
     """Every inbound mail as received, one row per envelope recipient.
 
-    ``status`` is where processing ended: ``filed``, ``held``, ``ignored``
-    (automated, recorded only), ``duplicate`` never appears (a redelivery
+    ``status`` is where processing ended: ``filed``, ``held``, ``empty``
+    (a person's reply with nothing to read), ``ignored`` (automated,
+    recorded only), ``duplicate`` never appears (a redelivery
     finds the existing row), ``quarantined`` (accepted but not applied; see
     ``error``), ``postmaster`` (for postmaster@, kept for a person, in no
     case), ``received`` only inside the transaction that files it.

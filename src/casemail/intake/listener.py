@@ -41,8 +41,8 @@ log = logging.getLogger(__name__)
 # When outcomes differ across recipients, SMTP can give only one answer:
 # anything temporary makes the sender retry the whole message (the
 # recipients already filed are then found as duplicates).
-_SEVERITY = ["failed", "filed", "held", "postmaster", "quarantined",
-             "ignored", "duplicate", "refused"]
+_SEVERITY = ["failed", "filed", "held", "empty", "postmaster",
+             "quarantined", "ignored", "duplicate", "refused"]
 
 
 class Handler:

@@ -6,6 +6,8 @@ loop). Every mail ends in a named outcome:
     filed        a person's message moved its case
     held         stored and visible, but changed nothing (unknown merchant
                  sender)
+    empty        a person's reply with no new text and no file kept:
+                 stored and visible, moved nothing, notified no one
     ignored      automated mail (auto-reply, bounce, list, loop): recorded
                  on the timeline, moved nothing
     duplicate    the same bytes for the same recipient were kept before
@@ -172,6 +174,11 @@ class Pipeline:
                          reason=f"{author or 'no sender'} is not on the "
                                 f"store's team")
             return "held", replies.HELD, case.id
+        if content.empty:
+            service.record_empty(s, case, party=thread.party,
+                                 author_address=author, author_name=name,
+                                 content=content)
+            return "empty", replies.EMPTY, case.id
         service.add_message(s, case, party=thread.party, author_address=author,
                             author_name=name, content=content)
         return "filed", replies.ACCEPTED, case.id

@@ -51,6 +51,7 @@ TOO_MANY_INVALID = ("421 4.7.0 Too many invalid recipients, closing the "
 # Data
 ACCEPTED = "250 2.0.0 Message filed"
 HELD = "250 2.0.0 Message kept for review"
+EMPTY = "250 2.0.0 Empty message kept; the case is unchanged"
 RECORDED = "250 2.0.0 Automated message recorded"
 DUPLICATE = "250 2.0.0 Message already filed"
 QUARANTINED = "250 2.0.0 Message kept; it will be processed later"
