@@ -17,6 +17,9 @@ base32: mail servers and clients change the case of local parts (RFC 5321
 is part of the signed text; every configured key verifies, the newest signs.
 A failed check says only "not a valid address": whether the case exists is
 never looked at before the signature holds.
+
+``is_mail_address`` says what a bare address given to us looks like (a
+store's sender, a customer's address).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
@@ -32,6 +36,9 @@ from casemail.errors import AddressError
 
 TAG_BYTES = 10  # 80 bits
 MAX_LOCAL_PART = 64  # RFC 5321 4.5.3.1.1
+# local@domain and nothing else: a display name, a bracket or a second
+# address would break every header and envelope the address goes into.
+_BARE_ADDRESS = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+")
 
 
 class Party(StrEnum):
@@ -197,6 +204,11 @@ class Signer:
     def is_ours(self, address: str) -> bool:
         """Any address at the reply domain (our own mail coming back)."""
         return _split(address)[1] == self.domain
+
+
+def is_mail_address(text: str) -> bool:
+    """Whether ``text`` is one bare address, as we send mail to it."""
+    return _BARE_ADDRESS.fullmatch(text) is not None
 
 
 def _split(address: str) -> tuple[str, str]:

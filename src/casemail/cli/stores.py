@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from casemail.addresses import is_mail_address
 from casemail.cli.render import to_json
 from casemail.clock import Clock
 from casemail.db import models as m
@@ -118,7 +119,7 @@ def check_address(text: str, what: str) -> str:
     """A bare address (local@domain), as notifications are sent from and
     to it; a display name or a stray bracket would break every header."""
     address = text.strip()
-    if not re.fullmatch(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+", address):
+    if not is_mail_address(address):
         raise StoreError(f"{what} {text!r} is not a mail address "
                          "(like support@shop.example)")
     return address
