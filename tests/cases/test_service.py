@@ -211,3 +211,28 @@ def test_nothing_to_read_is_refused_by_every_caller(
             subject="Key", content=Content.typed(text, source="api"))
     with runtime.sessions() as s:
         assert s.scalar(select(func.count()).select_from(m.Case)) == 1
+
+
+@pytest.mark.parametrize(("field", "value", "said"), [
+    ("order_ref", " ", "the order reference is empty"),
+    ("subject", "", "the subject is empty"),
+    ("customer_address", "Ana Lima <ana.lima@customer.example>",
+     "is not a mail address"),
+    ("customer_address", "", "is not a mail address"),
+    ("customer_name", "A" * 201, "the customer name is 201 characters"),
+])
+def test_a_case_is_not_opened_with_a_field_it_cannot_work_with(
+        runtime: Runtime, field: str, value: str, said: str) -> None:
+    """The check is the service's, so the API and the command line get
+    the same refusal, naming the field."""
+    add_store(runtime)
+    fields = {"order_ref": "ORD-1001", "subject": "Key",
+              "customer_address": CUSTOMER, "customer_name": "Ana Lima",
+              field: value}
+    with pytest.raises(CaseError, match=said), \
+            transaction(runtime.sessions) as s:
+        runtime.service.open_case(
+            s, store_slug="lumen", **fields,
+            content=Content.typed("Where is my key?", source="api"))
+    with runtime.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(m.Case)) == 0

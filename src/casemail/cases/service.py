@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, joinedload
 
-from casemail.addresses import Party, Signer
+from casemail.addresses import Party, Signer, is_mail_address
 from casemail.cases import notify, timeline
 from casemail.cases.content import Content
 from casemail.cases.states import (
@@ -90,13 +90,16 @@ class CaseService:
                   customer_address: str, customer_name: str, subject: str,
                   content: Content, priority: str = "normal") -> m.Case:
         """A customer opens a case (through the portal, on their behalf)."""
+        order_ref, subject = order_ref.strip(), subject.strip()
+        customer_address = customer_address.strip()
+        _check_opening(order_ref, subject, customer_address, customer_name)
         if content.empty:
             raise CaseError(_nothing_said(content))
         store = self.store(s, store_slug)
         now = self.clock.now()
         case = m.Case(
             store=store, order_ref=order_ref,
-            customer_address=customer_address.strip(),
+            customer_address=customer_address,
             customer_name=customer_name, subject=subject,
             state=State.AWAITING_MERCHANT, priority=Priority(priority),
             unread=True, created_at=now, last_activity_at=now)
@@ -343,6 +346,32 @@ class CaseService:
                actor: str, **detail: object) -> m.Event:
         return timeline.record(s, self.clock, case, kind, str(party), actor,
                                **detail)  # type: ignore[arg-type]
+
+
+def _check_opening(order_ref: str, subject: str, customer_address: str,
+                   customer_name: str) -> None:
+    """Refuse what no case can be opened with, in one line that names
+    the field and says what is wanted."""
+    if not order_ref:
+        raise CaseError("the order reference is empty: give the order the "
+                        "case is about (like NW-10421)")
+    if not subject:
+        raise CaseError("the subject is empty: say in a few words what the "
+                        "case is about")
+    if not is_mail_address(customer_address):
+        raise CaseError(f"the customer address {customer_address!r} is not "
+                        "a mail address (like lena@example.net)")
+    # The database keeps this much of each; PostgreSQL would refuse more
+    # with an error that names no field, SQLite would keep it all.
+    for field, value, column in (
+            ("order reference", order_ref, m.Case.order_ref),
+            ("subject", subject, m.Case.subject),
+            ("customer address", customer_address, m.Case.customer_address),
+            ("customer name", customer_name, m.Case.customer_name)):
+        limit = column.type.length
+        if len(value) > limit:
+            raise CaseError(f"the {field} is {len(value)} characters long: "
+                            f"give at most {limit}")
 
 
 def _nothing_said(content: Content) -> str:

@@ -8,12 +8,12 @@ a reply typed here sends the same notifications as one sent by mail.
 from __future__ import annotations
 
 import argparse
-from email.utils import parseaddr
+from email.utils import getaddresses
 from pathlib import Path
 
 from sqlalchemy import select
 
-from casemail.addresses import Party
+from casemail.addresses import Party, is_mail_address
 from casemail.cases.content import Content
 from casemail.cases.states import Priority, State
 from casemail.cli.render import case_dict, case_line, case_text, to_json
@@ -106,9 +106,7 @@ def _as_party(parser: argparse.ArgumentParser, *,
 
 def run_open(args: argparse.Namespace) -> int:
     _said_something(args)
-    name, address = parseaddr(args.customer)
-    if "@" not in address:
-        raise CaseError(f"--customer {args.customer!r}: no mail address")
+    name, address = _customer(args.customer)
     with open_runtime(args) as rt, transaction(rt.sessions) as s:
         content = Content.typed(args.text, source="cli",
                                 attachments=_files(rt.settings, args.attach))
@@ -216,6 +214,16 @@ def _said_something(args: argparse.Namespace) -> None:
     if not args.text.strip() and not args.attach:
         raise CaseError("--text is empty: write the message, or --attach "
                         "a file")
+
+
+def _customer(text: str) -> tuple[str, str]:
+    """Name and address of "NAME <ADDRESS>" or of a bare address. What
+    does not read as one address goes on as typed, and the case service
+    says what is wrong with it."""
+    found = getaddresses([text])
+    if len(found) == 1 and is_mail_address(found[0][1]):
+        return found[0]
+    return "", text
 
 
 def _own_address(case: m.Case, party: Party) -> str:
