@@ -8,9 +8,12 @@ the case service locks the case row it changes.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +64,59 @@ def _sqlite_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN")
     else:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class SQLiteWriter:
+    """One writer at a time on a SQLite file, across threads and processes.
+
+    SQLite lets one transaction write at a time. Writers that queue on its
+    busy handler sleep in growing steps (up to 100 ms) and wake late; this
+    lock hands the database over at once instead. Threads of one process
+    take turns on a lock of their own; processes (``listener.workers``)
+    on an advisory lock of a file beside the database, which the kernel
+    passes to the next waiter the moment it is let go.
+    """
+
+    def __init__(self, path: str | None) -> None:
+        self._threads = threading.Lock()
+        self._path = f"{path}-writer.lock" if path else None
+        self._fd: int | None = None
+        self._pid = 0
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        if self._path is None:
+            return
+        try:
+            fcntl.flock(self._file(), fcntl.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._fd is not None and self._path is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
+
+    def _file(self) -> int:
+        # A descriptor inherited across fork is the parent's open file,
+        # whose lock the child would share: each process opens its own.
+        if self._fd is None or self._pid != os.getpid():
+            assert self._path is not None
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._pid = os.getpid()
+        return self._fd
+
+
+def writer_lock(engine: Engine) -> AbstractContextManager[object]:
+    """What a writer holds around its transaction: ``SQLiteWriter`` on
+    SQLite; nothing on PostgreSQL, whose row locks are enough."""
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    path = engine.url.database
+    return SQLiteWriter(path if path and path != ":memory:" else None)
 
 
 def make_sessions(engine: Engine) -> sessionmaker[Session]:

@@ -30,9 +30,7 @@ the failed one rolled back, and is answered ``250`` only after that.
 from __future__ import annotations
 
 import logging
-import threading
 import traceback
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -44,7 +42,7 @@ from casemail.cases.content import Content
 from casemail.cases.threading import Route, find_thread, route_recipient
 from casemail.classify import Verdict, classify
 from casemail.db import models as m
-from casemail.db.engine import transaction
+from casemail.db.engine import transaction, writer_lock
 from casemail.errors import AddressError, MailRefused, UnknownCase
 from casemail.intake import rawstore, replies
 from casemail.intake.rawstore import Envelope, idempotency_key
@@ -76,13 +74,8 @@ class Reading:
 class Pipeline:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
-        # SQLite has one writer at a time. Threads that queue on its busy
-        # handler sleep in growing steps (up to 100 ms) and wake late; a
-        # lock of our own hands the database over at once. Reading and
-        # classifying stay outside it and run in parallel.
-        self._one_writer: AbstractContextManager[object] = (
-            threading.Lock() if runtime.engine.dialect.name == "sqlite"
-            else nullcontext())
+        # Reading and classifying stay outside it and run in parallel.
+        self._one_writer = writer_lock(runtime.engine)
 
     def read(self, raw: bytes, mail_from: str | None) -> Reading:
         s = self.rt.settings
