@@ -68,6 +68,13 @@ class ListenerSettings(BaseModel):
     timeout: float = Field(
         300.0, description="Seconds a silent session is kept (RFC 5321 4.5.3.2)."
     )
+    workers: int = Field(
+        1, ge=0,
+        description="Processes that take mail on the same sockets, for a "
+        "machine with several cores (0: one per core). The first also "
+        "delivers and sweeps; on SQLite they take turns to write. The "
+        "connection limits below count per worker.",
+    )
     max_connections: int = Field(200, description="Concurrent sessions overall.")
     max_connections_per_client: int = Field(
         20, description="Concurrent sessions from one client address."

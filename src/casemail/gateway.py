@@ -23,7 +23,12 @@ from typing import Any
 from aiosmtpd.smtp import SMTP
 
 from casemail.intake import replies
-from casemail.intake.listener import Handler, bound_port, start_listeners
+from casemail.intake.listener import (
+    Handler,
+    Sockets,
+    bound_port,
+    start_listeners,
+)
 from casemail.intake.pipeline import Pipeline
 from casemail.outbound.delivery import DeliveryWorker
 from casemail.runtime import Runtime
@@ -107,10 +112,11 @@ def _per_recipient(handler: Handler, args: tuple[Any, ...], reply: str) -> str:
 
 class Gateway:
     def __init__(self, runtime: Runtime, *, deliver: bool = True,
-                 sweep: bool = True) -> None:
+                 sweep: bool = True, sockets: Sockets | None = None) -> None:
         self.rt = runtime
         self.deliver = deliver
         self.sweep = sweep
+        self.sockets = sockets  # bound before a fork (casemail.workers)
         self.servers: list[asyncio.base_events.Server] = []
         self.drain = Drain()
         self._stop = asyncio.Event()
@@ -123,7 +129,7 @@ class Gateway:
 
     async def start(self) -> None:
         self.servers = await start_listeners(
-            self.rt, make_handler=self._handler)
+            self.rt, make_handler=self._handler, sockets=self.sockets)
         if self.deliver:
             # One relay connection per worker: while one waits for the
             # relay's answer, the others send (aiosmtplib does not pipeline).

@@ -9,7 +9,8 @@ else's. KIND is one of:
     ceiling   bare aiosmtpd, same settings as casemail's listener, that
               answers 250 to every message and keeps nothing;
     casemail  casemail's own listener and pipeline, settings from the
-              ``CASEMAIL_*`` environment (the outbox is filled, not sent);
+              ``CASEMAIL_*`` environment (the outbox is filled, not sent),
+              in ``listener.workers`` processes as ``serve`` runs them;
     pipe      the classic set-up: for each message, a new process of a
               small script (``casemail.bench.deliver_one``) reads it from
               its standard input and files it; 250 once it exits 0.
@@ -69,7 +70,7 @@ def _factory(handler: object) -> Any:
     return make
 
 
-async def _serve(kind: str) -> None:
+async def _serve(kind: str, sockets: Any = None) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -81,17 +82,35 @@ async def _serve(kind: str) -> None:
 
         settings = load_settings(None, listener={"port": 0})
         runtime = build_runtime(settings, migrate_db=False)
-        servers = await start_listeners(runtime)
+        servers = await start_listeners(runtime, sockets=sockets)
     else:
         handler = Discard() if kind == "ceiling" else PipeToProcess()
         servers = [await loop.create_server(_factory(handler), "127.0.0.1", 0)]
-    port = servers[0].sockets[0].getsockname()[1]
-    print(f"PORT {port}", flush=True)
+    if sockets is None:
+        port = servers[0].sockets[0].getsockname()[1]
+        print(f"PORT {port}", flush=True)
     await stop.wait()
     for server in servers:
         server.close()
     if runtime is not None:
         runtime.close()
+
+
+def _serve_workers(count: int) -> int:
+    """casemail as ``serve --workers`` runs it: the socket bound here,
+    the mail taken by ``count`` forked processes."""
+    from casemail.config import load_settings
+    from casemail.intake.listener import bind_sockets
+    from casemail.workers import run_workers
+
+    settings = load_settings(None, listener={"port": 0})
+    sockets = bind_sockets(settings.listener)
+    print(f"PORT {sockets.smtp.getsockname()[1]}", flush=True)
+
+    def work(n: int) -> int:
+        asyncio.run(_serve("casemail", sockets))
+        return 0
+    return run_workers(count, work)
 
 
 def main(argv: list[str]) -> int:
@@ -106,6 +125,13 @@ def main(argv: list[str]) -> int:
         # aiosmtpd logs three INFO lines a message on "mail.log"; casemail
         # logs its own decision, so the protocol's chatter stays out.
         logging.getLogger("mail.log").setLevel(logging.WARNING)
+    if kind == "casemail":
+        from casemail.config import load_settings
+        from casemail.workers import worker_count
+
+        workers = worker_count(load_settings(None).listener.workers)
+        if workers > 1:
+            return _serve_workers(workers)
     asyncio.run(_serve(kind))
     return 0
 

@@ -24,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", help="listener address (default: settings)")
     p.add_argument("--port", type=_port,
                    help="SMTP port (default: settings)")
+    p.add_argument("--workers", type=_count,
+                   help="processes taking mail, 0 for one per core "
+                        "(default: settings)")
     p.add_argument("--no-deliver", action="store_true",
                    help="do not run the delivery worker here")
     p.add_argument("--no-sweep", action="store_true",
@@ -39,18 +42,30 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of workers: give 0 or more")
+    return int(text)
+
+
 def run(args: argparse.Namespace) -> int:
     from casemail.config import load_settings
     from casemail.runtime import build_runtime
+    from casemail.workers import worker_count
 
     settings = load_settings(args.config)
-    listener = {k: v for k, v in (("host", args.host), ("port", args.port))
+    listener = {k: v for k, v in (("host", args.host), ("port", args.port),
+                                  ("workers", args.workers))
                 if v is not None}
     if listener:
         settings = settings.model_copy(
             update={"listener": settings.listener.model_copy(update=listener)})
     logging.getLogger().setLevel(settings.log_level.upper())
+    workers = worker_count(settings.listener.workers)
     runtime = build_runtime(settings)
+    if workers > 1:
+        return _run_workers(runtime, workers, args)
     try:
         asyncio.run(serve(runtime, deliver=not args.no_deliver,
                           sweep=not args.no_sweep))
@@ -59,12 +74,50 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_workers(runtime: Any, workers: int,
+                 args: argparse.Namespace) -> int:
+    """Bind here, then serve from ``workers`` forked processes; only the
+    first delivers and sweeps (the others would only queue behind it)."""
+    from casemail.intake.listener import bind_sockets
+    from casemail.runtime import build_runtime
+    from casemail.workers import run_workers
+
+    settings = runtime.settings  # with the signing keys made, if new
+    runtime.close()  # no connection may cross the fork
+    try:
+        sockets = bind_sockets(settings.listener)
+    except OSError as exc:
+        raise _cannot_listen(settings.listener, exc) from exc
+
+    def work(n: int) -> int:
+        child = build_runtime(settings, migrate_db=False)
+        try:
+            asyncio.run(serve(child, deliver=n == 0 and not args.no_deliver,
+                              sweep=n == 0 and not args.no_sweep,
+                              sockets=sockets))
+        finally:
+            child.close()
+        return 0
+
+    log.info("casemail serving SMTP on port %s with %s workers",
+             sockets.smtp.getsockname()[1], workers)
+    return run_workers(workers, work)
+
+
+def _cannot_listen(lst: Any, exc: BaseException) -> ConfigError:
+    reason = str(exc).rpartition(": ")[2] or type(exc).__name__
+    return ConfigError(
+        f"cannot listen on {lst.host}:{lst.port}: {reason}; stop what "
+        "holds it, or choose another [listener] host/port (or --host, "
+        "--port)")
+
+
 async def serve(runtime: Any, *, deliver: bool = True,
-                sweep: bool = True) -> None:
+                sweep: bool = True, sockets: Any = None) -> None:
     """Run a gateway until a stop signal arrives."""
     from casemail.gateway import Gateway
 
-    gateway = Gateway(runtime, deliver=deliver, sweep=sweep)
+    gateway = Gateway(runtime, deliver=deliver, sweep=sweep, sockets=sockets)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -72,12 +125,7 @@ async def serve(runtime: Any, *, deliver: bool = True,
     try:
         await gateway.start()
     except (OSError, OverflowError) as exc:
-        lst = runtime.settings.listener
-        reason = str(exc).rpartition(": ")[2] or type(exc).__name__
-        raise ConfigError(
-            f"cannot listen on {lst.host}:{lst.port}: {reason}; stop what "
-            "holds it, or choose another [listener] host/port (or --host, "
-            "--port)") from exc
+        raise _cannot_listen(runtime.settings.listener, exc) from exc
     log.info("casemail serving SMTP on port %s (delivery %s, sweep %s)",
              gateway.smtp_port, "on" if deliver else "off",
              "on" if sweep else "off")

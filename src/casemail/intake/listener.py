@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiosmtpd.smtp import SMTP
@@ -24,6 +26,7 @@ from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from aiosmtpd.smtp import Session as SmtpSession
 
 from casemail.cases.threading import Route, route_recipient
+from casemail.config import ListenerSettings
 from casemail.db import models as m
 from casemail.errors import UnknownCase
 from casemail.intake import rawstore, replies, tls
@@ -219,11 +222,47 @@ def smtp_factory(runtime: Runtime, handler: Handler, *, lmtp: bool,
     return make
 
 
+@dataclass(frozen=True)
+class Sockets:
+    """Listening sockets bound before the event loop runs, so that
+    several worker processes can serve the same ones."""
+
+    smtp: socket.socket
+    lmtp: socket.socket | None = None
+    lmtp_unix: socket.socket | None = None
+
+
+def bind_sockets(settings: ListenerSettings) -> Sockets:
+    """Bind what ``settings`` names, as ``start_listeners`` would."""
+    def tcp(port: int) -> socket.socket:
+        return socket.create_server((settings.host, port), backlog=512)
+
+    unix = None
+    if settings.lmtp_socket is not None:
+        settings.lmtp_socket.unlink(missing_ok=True)
+        unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        unix.bind(str(settings.lmtp_socket))
+        unix.listen(512)
+        _open_to_the_mta(settings)
+    lmtp = tcp(settings.lmtp_port) if settings.lmtp_port is not None else None
+    return Sockets(tcp(settings.port), lmtp, unix)
+
+
+def _open_to_the_mta(settings: ListenerSettings) -> None:
+    # The MTA runs as a user of its own and needs to write to the socket;
+    # who may reach it at all is up to the folder it lives in (no looser
+    # than the TCP listener on loopback).
+    assert settings.lmtp_socket is not None
+    settings.lmtp_socket.chmod(0o666)
+
+
 async def start_listeners(
         runtime: Runtime, *,
         make_handler: Callable[..., Handler] = Handler,
+        sockets: Sockets | None = None,
 ) -> list[asyncio.base_events.Server]:
-    """Start SMTP (and LMTP, when configured) in the running event loop.
+    """Start SMTP (and LMTP, when configured) in the running event loop,
+    on ``sockets`` when they were bound beforehand.
 
     The first server is always SMTP; all of them share one count of open
     sessions. ``make_handler(runtime, pipeline, lmtp=...)`` builds the
@@ -236,21 +275,27 @@ async def start_listeners(
                               per_client=lst.max_connections_per_client)
     smtp = smtp_factory(runtime, make_handler(runtime, pipeline, lmtp=False),
                         lmtp=False, limits=limits)
-    servers = [await loop.create_server(smtp, lst.host, lst.port)]
     lmtp_handler = make_handler(runtime, pipeline, lmtp=True)
-    if lst.lmtp_port is not None:
-        lmtp = smtp_factory(runtime, lmtp_handler, lmtp=True, limits=limits)
-        servers.append(await loop.create_server(lmtp, lst.host, lst.lmtp_port))
-    if lst.lmtp_socket is not None:
-        local = smtp_factory(runtime, lmtp_handler, lmtp=True, limits=limits,
-                             secure=False)
-        lst.lmtp_socket.unlink(missing_ok=True)
-        servers.append(await loop.create_unix_server(
-            local, str(lst.lmtp_socket)))
-        # The MTA runs as a user of its own and needs to write to the
-        # socket; who may reach it at all is up to the folder it lives in
-        # (no looser than the TCP listener on loopback).
-        lst.lmtp_socket.chmod(0o666)
+    lmtp = smtp_factory(runtime, lmtp_handler, lmtp=True, limits=limits)
+    local = smtp_factory(runtime, lmtp_handler, lmtp=True, limits=limits,
+                         secure=False)
+    if sockets is not None:
+        servers = [await loop.create_server(smtp, sock=sockets.smtp)]
+        if sockets.lmtp is not None:
+            servers.append(await loop.create_server(lmtp, sock=sockets.lmtp))
+        if sockets.lmtp_unix is not None:
+            servers.append(await loop.create_unix_server(
+                local, sock=sockets.lmtp_unix))
+    else:
+        servers = [await loop.create_server(smtp, lst.host, lst.port)]
+        if lst.lmtp_port is not None:
+            servers.append(await loop.create_server(lmtp, lst.host,
+                                                    lst.lmtp_port))
+        if lst.lmtp_socket is not None:
+            lst.lmtp_socket.unlink(missing_ok=True)
+            servers.append(await loop.create_unix_server(
+                local, str(lst.lmtp_socket)))
+            _open_to_the_mta(lst)
     for server in servers:
         for sock in server.sockets:
             log.info("listening on %s", sock.getsockname())

@@ -1,0 +1,137 @@
+"""``casemail serve --workers 2``: two processes on one listening socket.
+
+Mail sent over eight connections at once is filed once each; a worker
+that dies is started again and the socket keeps answering; SIGTERM to
+the parent stops every worker and exits 0. On SQLite this is also the
+test that two processes take turns to write without losing a mail.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from durability_kit import (
+    Letter,
+    Served,
+    customer,
+    free_port,
+    make_mail,
+    message_counts,
+    open_cases,
+    reply_address,
+    send_once,
+    serve_env,
+)
+
+from casemail.addresses import Party
+from casemail.runtime import Runtime
+
+SENDERS = 8
+EACH = 10
+
+
+def workers_of(pid: int) -> set[int]:
+    """The live child processes of ``pid``."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    alive = set()
+    for child in map(int, children):
+        try:
+            state = Path(f"/proc/{child}/stat").read_text()
+        except FileNotFoundError:
+            continue
+        if state.rsplit(")", 1)[1].split()[0] != "Z":
+            alive.add(child)
+    return alive
+
+
+def wait_for(check: object, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return True
+        time.sleep(0.05)  # polling processes we do not own the events of
+    return False
+
+
+def letters_for(rt: Runtime, cases: list[int], label: str,
+                count: int) -> list[Letter]:
+    letters = []
+    for n in range(count):
+        case = cases[n % len(cases)]
+        to = reply_address(rt, case, Party.CUSTOMER)
+        mid = f"<{label}-{n}@customer.example>"
+        sender = customer(n % len(cases))
+        letters.append(Letter(mid, sender, to, make_mail(
+            sender=sender, to=to, subject="Re: licence",
+            text=f"Message {n}.", message_id=mid)))
+    return letters
+
+
+def send_all(port: int, letters: list[Letter]) -> dict[str, int]:
+    answers: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def send(mine: list[Letter]) -> None:
+        for letter in mine:
+            code, _ = send_once(port, letter)
+            with lock:
+                answers[letter.message_id] = code
+
+    threads = [threading.Thread(target=send, args=(letters[k::SENDERS],))
+               for k in range(SENDERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return answers
+
+
+def test_two_workers_file_every_mail_once_and_survive_a_dead_worker(
+        runtime: Runtime, db_url: str, tmp_path: Path) -> None:
+    cases = open_cases(runtime, 4)
+    port = free_port()
+    server = Served(serve_env(runtime.settings, port), port,
+                    tmp_path / "serve.log", "--no-deliver", "--workers", "2")
+    with server:
+        assert server.pid is not None
+        assert wait_for(lambda: len(workers_of(server.pid)) == 2), \
+            server.tail()
+        first = letters_for(runtime, cases, "both", SENDERS * EACH)
+        answers = send_all(port, first)
+        assert set(answers.values()) == {250}, server.tail()
+        assert len(answers) == len(first)
+
+        # One worker dies: the other keeps answering, and a new one comes.
+        before = workers_of(server.pid)
+        victim = min(before)
+        os.kill(victim, signal.SIGKILL)
+        assert wait_for(lambda: len(workers_of(server.pid) - {victim}) == 2),\
+            server.tail()
+        again = letters_for(runtime, cases, "after", SENDERS)
+        assert set(send_all(port, again).values()) == {250}, server.tail()
+
+        workers = workers_of(server.pid)
+        code = server.terminate()
+    assert code == 0, server.tail()
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+    filed = message_counts(runtime)
+    for letter in first + again:
+        assert filed.get(letter.message_id) == 1, letter.message_id
+
+
+def test_workers_that_fail_at_start_are_not_started_again() -> None:
+    """A worker that cannot start (a bad setting, the database away)
+    would only fail again: the parent stops the others and exits 1
+    instead of restarting it for ever."""
+    program = ("import sys\n"
+               "from casemail.workers import run_workers\n"
+               "sys.exit(run_workers(2, lambda n: 3))\n")
+    done = subprocess.run([sys.executable, "-c", program], timeout=30,
+                          capture_output=True, text=True)
+    assert done.returncode == 1, done.stderr
