@@ -64,11 +64,23 @@ class ReadMail:
     # Mails attached whole (message/rfc822), read the same way; their
     # files are also in ``attachments``, marked details["forwarded"].
     forwarded: list[ReadMail] = field(default_factory=list)
+    _headers: dict[str, str] = field(default_factory=dict, repr=False,
+                                     compare=False)
 
     def header(self, name: str) -> str:
-        """One header's decoded value, ``""`` when absent or unreadable."""
+        """One header's decoded value, ``""`` when absent or unreadable.
+
+        Decoded once per name: under the default policy every lookup
+        parses the header anew, and the classifier's rules ask for the
+        same few headers dozens of times a mail."""
+        key = name.lower()
+        cached = self._headers.get(key)
+        if cached is not None:
+            return cached
         try:
             value = self.message.get(name)
+            text = "" if value is None else str(value)
         except Exception:  # a header so broken the policy cannot fold it
-            return ""
-        return "" if value is None else str(value)
+            text = ""
+        self._headers[key] = text
+        return text
