@@ -97,8 +97,8 @@ class Pipeline:
         try:
             reading = reading or self.read(raw, envelope.mail_from)
             with self._one_writer:
-                return self._file(raw, envelope, route, reading, key,
-                                  by_person)
+                return self._file_once(raw, envelope, route, reading, key,
+                                       by_person)
         except MailRefused as exc:
             return Outcome("refused", replies.for_error(exc, where="DATA"))
         except IntegrityError as exc:
@@ -111,11 +111,28 @@ class Pipeline:
 
     # -- the one transaction ----------------------------------------------
 
+    def _file_once(self, raw: bytes, env: Envelope, route: Route,
+                   reading: Reading, key: str, by_person: bool) -> Outcome:
+        """Nearly every mail is new: it is kept without first looking for
+        an earlier copy, and the raw mail's unique key says when there
+        was one. Only then is the transaction done again, this time
+        with the earlier copy in hand (a redelivery, a quarantined mail
+        tried again, another instance a moment before us)."""
+        if by_person:
+            return self._file(raw, env, route, reading, key, by_person)
+        try:
+            return self._file(raw, env, route, reading, key, by_person,
+                              new=True)
+        except IntegrityError as exc:
+            log.debug("%s kept before? (%s)", reading.mail.message_id,
+                      type(exc.orig).__name__)
+        return self._file(raw, env, route, reading, key, by_person)
+
     def _file(self, raw: bytes, env: Envelope, route: Route, reading: Reading,
-              key: str, by_person: bool) -> Outcome:
+              key: str, by_person: bool, *, new: bool = False) -> Outcome:
         mail_id = reading.mail.message_id
         with transaction(self.rt.sessions) as s:
-            earlier = rawstore.find(s, key, lock=True)
+            earlier = None if new else rawstore.find(s, key, lock=True)
             if earlier is not None and not self._again(earlier, by_person):
                 log.info("%s duplicate of raw mail %s (%s)", mail_id,
                          earlier.id, earlier.status)
