@@ -19,22 +19,12 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import email.charset
-import email.policy
 import hashlib
-import io
 import logging
 import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from email import encoders
-from email.generator import BytesGenerator
-from email.header import Header
-from email.message import Message
-from email.mime.base import MIMEBase
-from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
 from email.utils import format_datetime, formataddr
 from pathlib import Path
 from typing import Any
@@ -46,17 +36,9 @@ from casemail.addresses import Signer
 from casemail.classify.loop import MARKER_HEADER
 from casemail.clock import Clock, SystemClock, utc
 from casemail.config import Settings
+from casemail.outbound import wire
 
 log = logging.getLogger(__name__)
-
-# RFC 5322 with CRLF; bodies are made 7-bit (quoted-printable or base64),
-# because we cannot count on every relay offering 8BITMIME (RFC 6152).
-# Messages are built with the classic email API: it writes the same
-# headers as the modern one at a quarter of the cost, which matters as
-# every reply queues a notification inside the intake's transaction.
-WIRE = email.policy.compat32.clone(linesep="\r\n")
-_UTF8 = email.charset.Charset("utf-8")
-_UTF8.body_encoding = email.charset.QP  # readable in any mail source view
 
 # References keeps the first id (the root of the thread) and the newest
 # ones: enough for every client to find the thread, short enough that the
@@ -100,35 +82,9 @@ def thread_index(domain: str, case_id: int, opened: dt.datetime) -> str:
     return base64.b64encode(raw).decode()
 
 
-def _header_text(value: str) -> str | Header:
-    """A header value, RFC 2047 encoded when it is not plain ASCII."""
-    return value if value.isascii() else Header(value, "utf-8")
-
-
 def _mailbox(name: str, address: str) -> str:
     # formataddr quotes specials and encodes non-ASCII names (RFC 2047).
     return formataddr((_one_line(name), address), charset="utf-8")
-
-
-def _text_part(text: str, subtype: str) -> MIMEText:
-    part = MIMEText(text, subtype, _UTF8)
-    del part["MIME-Version"]  # once, on the whole message
-    return part
-
-
-def _attachment(filename: str, content_type: str, data: bytes) -> MIMEBase:
-    maintype, _, subtype = (content_type or "").partition("/")
-    if not maintype or not subtype:
-        maintype, subtype = "application", "octet-stream"
-    part = MIMEBase(maintype, subtype)
-    del part["MIME-Version"]
-    part.set_payload(data)
-    encoders.encode_base64(part)
-    name = filename or "attachment"
-    # Non-ASCII names are written as RFC 2231 parameters.
-    value = name if name.isascii() else ("utf-8", "", name)
-    part.add_header("Content-Disposition", "attachment", filename=value)
-    return part
 
 
 def _one_line(text: str) -> str:
@@ -243,56 +199,44 @@ class Composer:
         """The message and its subject as rendered, so nobody has to
         parse the message again to show what it is about."""
         subject, text, html = self.render(template, context)
-        body = MIMEMultipart("alternative")
-        body.attach(_text_part(text, "plain"))
-        body.attach(_text_part(html, "html"))
-        if attachments:
-            msg = MIMEMultipart("mixed")
-            msg.attach(body)
-            for filename, content_type, data in attachments:
-                msg.attach(_attachment(filename, content_type, data))
-        else:
-            msg = body
-        msg["From"] = _mailbox(from_name, from_addr)
-        msg["To"] = _mailbox(to_name, to)
-        msg["Reply-To"] = reply_to
-        msg["Subject"] = _header_text(subject)
-        msg["Date"] = format_datetime(utc(date or self.clock.now()))
-        msg["Message-ID"] = message_id
-        self._threading(msg, in_reply_to, references)
-        self._manners(msg, auto_submitted)
-        self._outlook(msg, context.get("case"), thread_topic, subject)
-        out = io.BytesIO()
-        BytesGenerator(out, policy=WIRE).flatten(msg)
-        return Composed(out.getvalue(), subject)
+        headers = [
+            ("From", _mailbox(from_name, from_addr)),
+            ("To", _mailbox(to_name, to)),
+            ("Reply-To", reply_to),
+            ("Subject", subject),
+            ("Date", format_datetime(utc(date or self.clock.now()))),
+            ("Message-ID", message_id),
+            *self._threading(in_reply_to, references),
+            *self._manners(auto_submitted),
+            *self._outlook(context.get("case"), thread_topic, subject),
+        ]
+        return Composed(wire.message(headers, text, html, attachments),
+                        subject)
 
     @staticmethod
-    def _threading(msg: Message, in_reply_to: str | None,
-                   references: Sequence[str]) -> None:
+    def _threading(in_reply_to: str | None,
+                   references: Sequence[str]) -> list[tuple[str, str]]:
         # RFC 5322 3.6.4: the parent in In-Reply-To, the chain in References.
-        if in_reply_to:
-            msg["In-Reply-To"] = in_reply_to
-        refs = bounded_references(references)
-        if refs:
-            msg["References"] = " ".join(refs)
+        # An empty value is left out.
+        return [("In-Reply-To", in_reply_to or ""),
+                ("References", " ".join(bounded_references(references)))]
 
-    def _manners(self, msg: Message, auto_submitted: str) -> None:
+    def _manners(self, auto_submitted: str) -> list[tuple[str, str]]:
         # RFC 3834 5: "auto-generated" for notifications and warnings,
         # "auto-replied" for the store's auto-reply; a person's message
         # relayed by us carries none (the field's absence means "no").
-        if auto_submitted:
-            msg["Auto-Submitted"] = auto_submitted
-        # Exchange and Outlook honour this instead of RFC 3834.
-        msg["X-Auto-Response-Suppress"] = "All"
-        # Our own mail coming back is recognised by this (classify/loop).
-        msg[MARKER_HEADER] = self.signer.domain
+        return [("Auto-Submitted", auto_submitted),
+                # Exchange and Outlook honour this instead of RFC 3834.
+                ("X-Auto-Response-Suppress", "All"),
+                # Our own mail coming back is recognised by this
+                # (classify/loop).
+                (MARKER_HEADER, self.signer.domain)]
 
-    def _outlook(self, msg: Message, case: Any, topic: str,
-                 subject: str) -> None:
+    def _outlook(self, case: Any, topic: str,
+                 subject: str) -> list[tuple[str, str]]:
         if case is None:
-            return
-        msg["X-Casemail-Case"] = str(case.id)
-        msg["Thread-Topic"] = _header_text(
-            _one_line(topic or case.subject or subject))
-        msg["Thread-Index"] = thread_index(
-            self.signer.domain, case.id, case.created_at)
+            return []
+        return [("X-Casemail-Case", str(case.id)),
+                ("Thread-Topic", _one_line(topic or case.subject or subject)),
+                ("Thread-Index", thread_index(self.signer.domain, case.id,
+                                              case.created_at))]
