@@ -40,7 +40,7 @@ def allow(session: Session, *, recipient: str, case_id: int | None,
     on every queued mail that the limit's purpose does not justify.
     """
     limits = settings.budget
-    in_case, overall = session.execute(_COUNTS, {
+    in_case, overall = session.connection().execute(_COUNTS, {
         "recipient": recipient.strip().lower(),
         "since": now - dt.timedelta(seconds=limits.window),
         # No case: a NULL id matches no row, so that count stays 0.

@@ -48,6 +48,10 @@ def queue_mail(session: Session, *, composer: Composer, signer: Signer,
     now = clock.now()
     recipient = recipient.strip()
     case_id = case.id if case is not None else None
+    # What the change wrote so far is flushed once, here; the two reads
+    # below then go straight to the connection, past the session's own
+    # bookkeeping, which cost more than the reads themselves.
+    session.flush()
     reason = _suppression(session, case, party, recipient, automated, now,
                           settings)
     message_id = signer.message_id(case_id or 0, party)
@@ -116,7 +120,8 @@ def _thread_chain(session: Session, case: Case | None,
 
 def _chain_ends(session: Session, statement: CompoundSelect,
                 values: dict[str, object]) -> list[str]:
-    entries = {tuple(row) for row in session.execute(statement, values)}
+    rows = session.connection().execute(statement, values)
+    entries = {tuple(row) for row in rows}
     ids = (_bracketed(mid) for _at, _src, _row, mid in sorted(entries))
     return [i for i in ids if i]
 
