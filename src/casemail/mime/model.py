@@ -66,6 +66,8 @@ class ReadMail:
     forwarded: list[ReadMail] = field(default_factory=list)
     _headers: dict[str, str] = field(default_factory=dict, repr=False,
                                      compare=False)
+    _raw: dict[str, str] = field(default_factory=dict, repr=False,
+                                 compare=False)
 
     def header(self, name: str) -> str:
         """One header's decoded value, ``""`` when absent or unreadable.
@@ -75,12 +77,24 @@ class ReadMail:
         same few headers dozens of times a mail."""
         key = name.lower()
         cached = self._headers.get(key)
-        if cached is not None:
-            return cached
+        if cached is None:
+            cached = self._headers[key] = self._decoded(key)
+        return cached
+
+    def _decoded(self, key: str) -> str:
+        if not self._raw:  # the first field of each name, as sent
+            for k, v in self.message.raw_items():
+                self._raw.setdefault(k.lower(), str(v))
+        raw = self._raw.get(key)
+        if raw is None:
+            return ""
+        if raw.isascii() and "=?" not in raw:
+            # Plain ASCII, as most headers are, reads the same unfolded
+            # as the policy would give it, without its full parse
+            # (addresses keep the sender's own quoting).
+            return raw.replace("\r", "").replace("\n", "")
         try:
-            value = self.message.get(name)
-            text = "" if value is None else str(value)
+            value = self.message.get(key)
         except Exception:  # a header so broken the policy cannot fold it
-            text = ""
-        self._headers[key] = text
-        return text
+            return ""
+        return "" if value is None else str(value)
