@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from casemail.addresses import Party, Signer, is_mail_address
 from casemail.cases import notify, timeline
@@ -32,6 +33,7 @@ from casemail.cases.states import (
 from casemail.clock import Clock
 from casemail.config import Settings
 from casemail.db import models as m
+from casemail.db.rows import insert_row
 from casemail.errors import CaseError, InvalidTransition, NotAllowed, UnknownCase
 from casemail.mime.filestore import store_file
 from casemail.outbound.compose import Composer
@@ -299,11 +301,11 @@ class CaseService:
     def _store_message(self, s: Session, case: m.Case, party: Party,
                        address: str, name: str, content: Content, *,
                        held: str = "") -> m.Message:
-        # The attachments and events go in with the message by
-        # relationship: one flush writes them all, when the next query or
-        # the commit needs it, and the notification finds the attachments
-        # without loading them back.
-        message = m.Message(
+        # Written at once (``db.rows``): the events after it name it by
+        # id, and the notification finds the attachments without loading
+        # them back.
+        message = insert_row(
+            s, m.Message,
             case_id=case.id, raw_mail_id=content.raw_mail_id, party=party,
             author_address=address, author_name=name[:200],
             subject=content.subject[:998], new_text=content.new_text,
@@ -311,9 +313,9 @@ class CaseService:
             html=content.html, message_id=content.message_id[:998],
             kind=content.kind, rules=list(content.rules),
             defects=list(content.defects), held=bool(held), hold_reason=held,
-            source=content.source, created_at=self.clock.now(),
-            attachments=self._attachments(content))
-        s.add(message)
+            source=content.source, created_at=self.clock.now())
+        set_committed_value(message, "attachments",
+                            self._attachments(s, message, content))
         if not held and not content.automated:
             self._event(s, case, "message", party, address, message=message)
         for part in content.attachments:
@@ -325,14 +327,16 @@ class CaseService:
                             reason=part.reason)
         return message
 
-    def _attachments(self, content: Content) -> list[m.Attachment]:
+    def _attachments(self, s: Session, message: m.Message,
+                     content: Content) -> list[m.Attachment]:
         files_dir: Path = self.settings.files_dir
         rows = []
         for part in content.attachments:
             if part.kept:
                 # Written and synced before the commit that names it.
                 store_file(files_dir, part.data)
-            rows.append(m.Attachment(
+            rows.append(insert_row(
+                s, m.Attachment, message_id=message.id,
                 filename=part.filename[:500],
                 safe_name=part.safe_name[:255],
                 declared_type=part.declared_type[:255],

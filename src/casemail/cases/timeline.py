@@ -8,19 +8,21 @@ from sqlalchemy.orm import Session
 
 from casemail.clock import Clock
 from casemail.db import models as m
+from casemail.db.rows import insert_row
 
 
 def record(s: Session, clock: Clock, case: m.Case, kind: str,
            party: str, actor: str = "", *, message: m.Message | None = None,
            outbox_id: int | None = None, **detail: object) -> m.Event:
-    """Add an event to ``case``'s timeline, in the caller's transaction."""
-    event = m.Event(
-        case_id=case.id, at=clock.now(), kind=kind, party=str(party),
-        author_address=actor or "",
-        # By relationship, not by id: the message may not be flushed yet,
-        # and the flush that writes both puts them in order.
-        message=message, outbox_id=outbox_id,
+    """Add an event to ``case``'s timeline, in the caller's transaction.
+
+    Written at once (``db.rows``), so the timeline's order is the order
+    of these calls; the case and the message must be in the database.
+    """
+    return insert_row(
+        s, m.Event, case_id=case.id, at=clock.now(), kind=kind,
+        party=str(party), author_address=actor or "",
+        message_id=message.id if message is not None else None,
+        outbox_id=outbox_id,
         detail={k: v.value if isinstance(v, Enum) else v
                 for k, v in detail.items()})
-    s.add(event)
-    return event

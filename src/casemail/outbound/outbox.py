@@ -1,10 +1,10 @@
 """The outbox: every mail we send, written in the case's own transaction.
 
-``queue_mail`` never commits. It adds one ``Outbox`` row to the caller's
-session, so the mail exists exactly when the change that caused it does:
-a rolled-back reply sends nothing, a committed one cannot be lost. The row
-carries the finished bytes; ``outbound.delivery`` only has to hand them to
-the relay.
+``queue_mail`` never commits. It writes one ``Outbox`` row in the
+caller's transaction, so the mail exists exactly when the change that
+caused it does: a rolled-back reply sends nothing, a committed one
+cannot be lost. The row carries the finished bytes; ``outbound.delivery``
+only has to hand them to the relay.
 
 A mail that must not go out is still written, as ``suppressed`` with the
 reason in ``last_error``, so the caller can put it on the timeline: the
@@ -18,13 +18,22 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import CompoundSelect, bindparam, literal, select, union_all
+from sqlalchemy import (
+    CompoundSelect,
+    bindparam,
+    literal,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from casemail.addresses import Party, Signer
 from casemail.clock import Clock
 from casemail.config import Settings
 from casemail.db.models import Case, Message, Outbox
+from casemail.db.rows import insert_row
 from casemail.outbound import budget
 from casemail.outbound.compose import REFERENCES_KEEP_LAST, Composer
 
@@ -48,10 +57,12 @@ def queue_mail(session: Session, *, composer: Composer, signer: Signer,
     now = clock.now()
     recipient = recipient.strip()
     case_id = case.id if case is not None else None
-    # What the change wrote so far is flushed once, here; the two reads
-    # below then go straight to the connection, past the session's own
-    # bookkeeping, which cost more than the reads themselves.
-    session.flush()
+    # The two reads below go straight to the connection, past the
+    # session's own bookkeeping, which cost more than the reads themselves.
+    # Our own rows are written at once (``db.rows``); a caller that added
+    # rows the ORM way has them flushed first, so the reads see them.
+    if session.new:
+        session.flush()
     reason = _suppression(session, case, party, recipient, automated, now,
                           settings)
     message_id = signer.message_id(case_id or 0, party)
@@ -68,7 +79,8 @@ def queue_mail(session: Session, *, composer: Composer, signer: Signer,
         auto_submitted=auto_submitted,
         thread_topic=case.subject if case is not None else "",
         attachments=attachments, date=now)
-    row = Outbox(
+    row = insert_row(
+        session, Outbox,
         case_id=case_id, template=template, recipient=recipient,
         party=party.value, automated=automated, message_id=message_id,
         status="suppressed" if reason else "queued", attempts=0,
@@ -76,14 +88,20 @@ def queue_mail(session: Session, *, composer: Composer, signer: Signer,
         deadline=now + dt.timedelta(seconds=settings.relay.retry_deadline),
         claimed_by="", dsn_status="", dsn_diagnostic="",
         subject=composed.subject[:998], envelope_from="", data=composed.data)
-    session.add(row)
     # The id names the envelope sender (VERP), which the message itself
     # never carries: Return-Path is the final delivery's to write.
-    session.flush()
-    row.envelope_from = signer.envelope_sender(row.id)
+    sender = signer.envelope_sender(row.id)
+    session.connection().execute(_SET_SENDER, {"row": row.id,
+                                               "sender": sender})
+    set_committed_value(row, "envelope_from", sender)
     log.info("%s case %s: %s to %s %s%s", row.message_id, case_id, template,
              party.value, row.status, f" ({reason})" if reason else "")
     return row
+
+
+_SET_SENDER = (update(Outbox.__table__)
+               .where(Outbox.__table__.c.id == bindparam("row"))
+               .values(envelope_from=bindparam("sender")))
 
 
 def _suppression(session: Session, case: Case | None, party: Party,

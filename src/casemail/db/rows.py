@@ -1,0 +1,63 @@
+"""New rows written at once, past the session's unit of work.
+
+Every mail writes the same few rows: the raw mail, the message, its
+timeline entries, the notification in the outbox. Added to the session,
+each waits for a flush, and the flush costs several times the INSERT it
+sends: it sorts the mappers involved and walks each of their
+relationships, every time. ``insert`` sends the INSERT straight through
+the session's connection, inside its transaction, and gives back the
+object as the session would after loading it: persistent, with its id,
+every column set. Changing it afterwards is an ordinary UPDATE at the
+next flush.
+
+The price: a row written this way is not in the session's pending
+objects, so a row it refers to must already be in the database (flushed
+or written the same way), and its relationships are the caller's to set
+(``set_committed_value``) where anything reads them; otherwise they load
+on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from sqlalchemy import Insert, Table, insert
+from sqlalchemy.orm import Session, make_transient_to_detached
+
+from casemail.db.models import Base
+
+T = TypeVar("T", bound=Base)
+
+_STATEMENTS: dict[Table, Insert] = {}
+
+
+def insert_row(s: Session, model: type[T], **values: Any) -> T:
+    """Write one row of ``model`` now; the persistent object for it."""
+    table: Table = model.__table__  # type: ignore[assignment]
+    values = _complete(table, values)
+    statement = _STATEMENTS.get(table)
+    if statement is None:  # built once: SQLAlchemy then reuses its compiled form
+        statement = _STATEMENTS[table] = insert(table).returning(table.c.id)
+    row_id = s.connection().execute(statement, values).scalar_one()
+    obj = model(**values)
+    obj.id = row_id  # type: ignore[attr-defined]
+    make_transient_to_detached(obj)
+    s.add(obj)
+    return obj
+
+
+def _complete(table: Table, values: dict[str, Any]) -> dict[str, Any]:
+    """Every column but the id: a column left out would otherwise be
+    loaded back from the database the first time it is read."""
+    out = dict(values)
+    for column in table.columns:
+        if column.key in out or column.primary_key:
+            continue
+        default = column.default
+        if default is None:
+            out[column.key] = None
+        elif default.is_scalar:  # type: ignore[attr-defined]
+            out[column.key] = default.arg  # type: ignore[attr-defined]
+        else:  # list, dict: a fresh one, as the ORM would make
+            out[column.key] = default.arg(None)  # type: ignore[attr-defined]
+    return out
