@@ -1,4 +1,4 @@
-"""New rows written at once, past the session's unit of work.
+"""Rows written at once, past the session's unit of work.
 
 Every mail writes the same few rows: the raw mail, the message, its
 timeline entries, the notification in the outbox. Added to the session,
@@ -8,7 +8,8 @@ relationships, every time. ``insert`` sends the INSERT straight through
 the session's connection, inside its transaction, and gives back the
 object as the session would after loading it: persistent, with its id,
 every column set. Changing it afterwards is an ordinary UPDATE at the
-next flush.
+next flush. ``update_row`` is the same for a few columns of a row the
+session already holds.
 
 The price: a row written this way is not in the session's pending
 objects, so a row it refers to must already be in the database (flushed
@@ -21,14 +22,16 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from sqlalchemy import Insert, Table, insert
+from sqlalchemy import Insert, Table, Update, bindparam, insert, update
 from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from casemail.db.models import Base
 
 T = TypeVar("T", bound=Base)
 
 _STATEMENTS: dict[Table, Insert] = {}
+_UPDATES: dict[tuple[Table, tuple[str, ...]], Update] = {}
 
 
 def insert_row(s: Session, model: type[T], **values: Any) -> T:
@@ -44,6 +47,25 @@ def insert_row(s: Session, model: type[T], **values: Any) -> T:
     make_transient_to_detached(obj)
     s.add(obj)
     return obj
+
+
+def update_row(s: Session, obj: Base, **values: Any) -> None:
+    """Set ``values`` on ``obj``'s row now, and on ``obj`` as loaded.
+
+    For columns nothing else in this transaction changes: a change of
+    the same column still pending in the session would be written over
+    at the next flush."""
+    table: Table = type(obj).__table__  # type: ignore[assignment]
+    key = (table, tuple(sorted(values)))
+    statement = _UPDATES.get(key)
+    if statement is None:
+        statement = _UPDATES[key] = (
+            update(table).where(table.c.id == bindparam("_row_id"))
+            .values({name: bindparam(name) for name in key[1]}))
+    s.connection().execute(
+        statement, {"_row_id": obj.id, **values})  # type: ignore[attr-defined]
+    for name, value in values.items():
+        set_committed_value(obj, name, value)
 
 
 def _complete(table: Table, values: dict[str, Any]) -> dict[str, Any]:

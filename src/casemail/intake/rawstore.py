@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from casemail.db import models as m
+from casemail.db.rows import insert_row
 
 log = logging.getLogger(__name__)
 
@@ -84,16 +85,15 @@ def exists(s: Session, key: str) -> bool:
 
 def keep(s: Session, raw: bytes, env: Envelope, key: str,
          now: dt.datetime) -> m.RawMail:
-    """Add the raw mail to this transaction (flushed: it has an id)."""
+    """Write the raw mail in this transaction (``db.rows``: it has an id)."""
     late = s.get_bind().dialect.name == "sqlite" \
         and len(raw) >= WRITE_LATE_FROM
-    row = m.RawMail(
+    row = insert_row(
+        s, m.RawMail,
         idem_key=key, sha256=hashlib.sha256(raw).hexdigest(),
         envelope_from=env.mail_from[:320], envelope_to=env.recipient[:320],
         peer=env.peer[:100], received_at=now, size=len(raw),
         data=b"" if late else raw, status="received", attempts=0)
-    s.add(row)
-    s.flush()
     if late:
         # What this session reads of the row is the mail, as stored.
         set_committed_value(row, "data", raw)
