@@ -25,10 +25,8 @@ from aiosmtpd.smtp import SMTP
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from aiosmtpd.smtp import Session as SmtpSession
 
-from casemail.cases.threading import Route, route_recipient
+from casemail.cases.threading import Route
 from casemail.config import ListenerSettings
-from casemail.db import models as m
-from casemail.errors import UnknownCase
 from casemail.intake import rawstore, replies, tls
 from casemail.intake.limits import (
     ConnectionLimits,
@@ -81,18 +79,6 @@ class Handler:
 
     # -- recipients ---------------------------------------------------------
 
-    def route(self, address: str) -> Route:
-        """The route of a recipient, checked against the database."""
-        if rawstore.for_postmaster(address, self.rt.settings.reply_domain):
-            return Route(rawstore.POSTMASTER)
-        route = route_recipient(self.rt.signer, address)
-        if route.kind == "reply":
-            with self.rt.read_sessions() as s:
-                if s.get(m.Case, route.case_id) is None:
-                    # Same answer as a forged token: never say which it was.
-                    raise UnknownCase("no such case")
-        return route
-
     async def handle_RCPT(self, server: SMTP, session: SmtpSession,
                           envelope: SmtpEnvelope, address: str,
                           rcpt_options: list[str]) -> str:
@@ -105,7 +91,7 @@ class Handler:
         if not postmaster and not self.rt.signer.is_ours(address):
             return self._invalid(session, replies.RELAY_DENIED)
         try:
-            route = await asyncio.to_thread(self.route, address)
+            route = await asyncio.to_thread(self.pipeline.route, address)
         except Exception as exc:
             answer = replies.for_error(exc, where="RCPT")
             log.info("RCPT %s from %s: %s", _mask(address), _peer(session),

@@ -33,7 +33,7 @@ import logging
 import traceback
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -43,6 +43,7 @@ from casemail.cases.threading import Route, find_thread, route_recipient
 from casemail.classify import Verdict, classify
 from casemail.db import models as m
 from casemail.db.engine import transaction, writer_lock
+from casemail.db.rows import update_row
 from casemail.errors import AddressError, MailRefused, UnknownCase
 from casemail.intake import rawstore, replies
 from casemail.intake.rawstore import Envelope, idempotency_key
@@ -76,6 +77,8 @@ class Pipeline:
         self.rt = runtime
         # Reading and classifying stay outside it and run in parallel.
         self._one_writer = writer_lock(runtime.engine)
+        # Ids of cases seen to exist, oldest first (see ``route``).
+        self._known_cases: dict[int, None] = {}
 
     def read(self, raw: bytes, mail_from: str | None) -> Reading:
         s = self.rt.settings
@@ -141,8 +144,8 @@ class Pipeline:
             row = earlier or rawstore.keep(s, raw, env, key,
                                            self.rt.clock.now())
             status, reply, case_id = self._apply(s, row, route, reading)
-            row.status, row.outcome, row.case_id = status, reply[4:], case_id
-            row.error = ""
+            update_row(s, row, status=status, outcome=reply[4:],
+                       case_id=case_id, error="")
         log.info("%s case %s: %s (%s)", mail_id, case_id, status,
                  ",".join(reading.verdict.rules) or "human")
         return Outcome(status, reply, case_id, row.id)
@@ -267,7 +270,7 @@ class Pipeline:
             raw, env = row.data, rawstore.envelope_of(row)
         key = idempotency_key(raw, env.recipient)
         try:
-            route = self._route(env.recipient)
+            route = self.route(env.recipient)
         except (AddressError, UnknownCase) as exc:
             return self._quarantine(raw, env, key, None, exc)
         outcome = self.process(raw, env, route, by_person=by_person)
@@ -284,15 +287,36 @@ class Pipeline:
             ids = [r.id for r in rawstore.quarantined(s, retryable_below=limit)]
         return [self.reprocess(i, by_person=False) for i in ids]
 
-    def _route(self, recipient: str) -> Route:
+    def route(self, recipient: str) -> Route:
+        """Where mail for ``recipient`` goes, its case checked to exist.
+
+        Raises ``AddressError`` for an address that is not ours and
+        ``UnknownCase`` for a valid reply address whose case is not in
+        this database: the same words either way, so a prober never
+        learns which it was.
+        """
         if rawstore.for_postmaster(recipient, self.rt.settings.reply_domain):
             return Route(rawstore.POSTMASTER)
         route = route_recipient(self.rt.signer, recipient)
-        if route.kind == "reply":
-            with self.rt.sessions() as s:
-                if s.get(m.Case, route.case_id) is None:
-                    raise UnknownCase(f"no case {route.case_id}")
+        if route.kind == "reply" and route.case_id not in self._known_cases:
+            # Read-only sessions: on SQLite they never queue for the
+            # write lock. A plain statement on their connection: loading
+            # the whole case would cost more than this check is worth.
+            with self.rt.read_sessions() as s:
+                if s.connection().execute(
+                        _CASE_EXISTS, {"id": route.case_id}).first() is None:
+                    raise UnknownCase("no such case")
+            # Cases are never deleted: one seen once exists for good.
+            # Bounded, dropping the oldest, so a gateway that lives
+            # for years does not keep every id it ever saw.
+            if len(self._known_cases) >= _KNOWN_CASES:
+                del self._known_cases[next(iter(self._known_cases))]
+            self._known_cases[route.case_id] = None
         return route
+
+
+_KNOWN_CASES = 100_000
+_CASE_EXISTS = select(m.Case.id).where(m.Case.id == bindparam("id"))
 
 
 def _mail_id(reading: Reading | None) -> str:
