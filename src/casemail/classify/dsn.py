@@ -37,7 +37,7 @@ _SUCCESS = frozenset({"delivered", "relayed", "expanded"})
 def dsn_report(mail: Inbound) -> bool:
     # RFC 6522 3 and RFC 3464 2: the report-type names what the report is.
     message = mail.message
-    return (message.get_content_type() == "multipart/report"
+    return (mail.content_type == "multipart/report"
             and str(message.get_param("report-type", "")).lower()
             == "delivery-status" and not reports_success_only(mail))
 

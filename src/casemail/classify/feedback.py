@@ -23,7 +23,7 @@ def arf_report(mail: Inbound) -> bool:
     # message/feedback-report; either one is enough, as some providers
     # send the part under a multipart/mixed.
     message = mail.message
-    if (message.get_content_type() == "multipart/report"
+    if (mail.content_type == "multipart/report"
             and str(message.get_param("report-type", "")).lower()
             == "feedback-report"):
         return True

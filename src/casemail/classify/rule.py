@@ -149,6 +149,11 @@ class Inbound:
         return found
 
     @cached_property
+    def content_type(self) -> str:
+        """The top part's type, from the raw header (see ``_typed_parts``)."""
+        return self._typed_parts[0][1]
+
+    @cached_property
     def own_parts(self) -> list[Message]:
         """Every part of this mail, not descending into attached mail."""
         return [part for part, _ in self._typed_parts]
