@@ -33,7 +33,8 @@ from casemail.intake.limits import (
     header_too_big,
     sender_refusal,
 )
-from casemail.intake.pipeline import Envelope, Outcome, Pipeline
+from casemail.intake.batching import GroupCommit
+from casemail.intake.pipeline import Envelope, Filing, Outcome, Pipeline
 from casemail.intake.protocol import GatewayLMTP, GatewaySMTP
 from casemail.runtime import Runtime
 
@@ -48,10 +49,13 @@ _SEVERITY = ["failed", "filed", "held", "empty", "postmaster",
 
 class Handler:
     def __init__(self, runtime: Runtime, pipeline: Pipeline, *,
-                 lmtp: bool = False) -> None:
+                 lmtp: bool = False,
+                 group_commit: GroupCommit | None = None) -> None:
         self.rt = runtime
         self.pipeline = pipeline
         self.lmtp = lmtp
+        # Shared by every listener of one process (``start_listeners``).
+        self.group_commit = group_commit or GroupCommit(pipeline)
 
     # -- greeting and sender ------------------------------------------------
 
@@ -129,8 +133,9 @@ class Handler:
             return self._answer([Outcome("refused", refusal)]
                                 * len(envelope.rcpt_tos))
         try:
-            outcomes = await asyncio.to_thread(
-                self._deliver, raw, envelope, _peer(session))
+            filings = await asyncio.to_thread(
+                self._read, raw, envelope, _peer(session))
+            outcomes = await self.group_commit.file(filings)
         except Exception as exc:  # the pipeline never raises; belt and braces
             answer = replies.for_error(exc, where="DATA")
             outcomes = [Outcome("failed", answer)] * len(envelope.rcpt_tos)
@@ -141,21 +146,20 @@ class Handler:
             return "\r\n".join(o.reply for o in outcomes)
         return _one_answer(outcomes)
 
-    def _deliver(self, raw: bytes, envelope: SmtpEnvelope,
-                 peer: str) -> list[Outcome]:
+    def _read(self, raw: bytes, envelope: SmtpEnvelope,
+              peer: str) -> list[Filing]:
+        """The mail read once, outside any transaction, and one filing of
+        it for each recipient."""
         mail_from = envelope.mail_from or ""
         if mail_from == "<>":
             mail_from = ""
-        try:  # read once for all recipients
+        try:
             reading = self.pipeline.read(raw, mail_from)
         except Exception:  # the pipeline reads again and quarantines
             reading = None
-        outcomes = []
-        for rcpt in envelope.rcpt_tos:
-            env = Envelope(mail_from, rcpt, peer)
-            route = _routes(envelope)[rcpt]
-            outcomes.append(self.pipeline.process(raw, env, route, reading))
-        return outcomes
+        routes = _routes(envelope)
+        return [Filing(raw, Envelope(mail_from, rcpt, peer), routes[rcpt],
+                       reading) for rcpt in envelope.rcpt_tos]
 
     async def handle_exception(self, error: Exception) -> str:
         return replies.for_error(error, where="session")
@@ -251,17 +255,21 @@ async def start_listeners(
     on ``sockets`` when they were bound beforehand.
 
     The first server is always SMTP; all of them share one count of open
-    sessions. ``make_handler(runtime, pipeline, lmtp=...)`` builds the
-    handlers (the gateway wraps them to drain on stop).
+    sessions and one group commit. ``make_handler(runtime, pipeline,
+    lmtp=..., group_commit=...)`` builds the handlers (the gateway wraps
+    them to drain on stop).
     """
     loop = asyncio.get_running_loop()
     pipeline = Pipeline(runtime)
+    group_commit = GroupCommit(pipeline)
     lst = runtime.settings.listener
     limits = ConnectionLimits(overall=lst.max_connections,
                               per_client=lst.max_connections_per_client)
-    smtp = smtp_factory(runtime, make_handler(runtime, pipeline, lmtp=False),
+    smtp = smtp_factory(runtime, make_handler(runtime, pipeline, lmtp=False,
+                                              group_commit=group_commit),
                         lmtp=False, limits=limits)
-    lmtp_handler = make_handler(runtime, pipeline, lmtp=True)
+    lmtp_handler = make_handler(runtime, pipeline, lmtp=True,
+                                group_commit=group_commit)
     lmtp = smtp_factory(runtime, lmtp_handler, lmtp=True, limits=limits)
     local = smtp_factory(runtime, lmtp_handler, lmtp=True, limits=limits,
                          secure=False)

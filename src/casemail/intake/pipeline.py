@@ -23,19 +23,29 @@ loop). Every mail ends in a named outcome:
 
 The raw mail, the message and the case change commit in one transaction,
 and the listener answers ``250`` only after that commit. A quarantined
-mail commits its raw bytes and error in a transaction of its own, after
-the failed one rolled back, and is answered ``250`` only after that.
+mail commits its raw bytes and error after its failed attempt rolled
+back, and is answered ``250`` only after that.
+
+``process`` files one mail in a transaction of its own. ``process_batch``
+files several in one transaction, each inside a savepoint of its own, so
+that one mail's failure undoes only that mail: the listener hands it
+whatever mails arrived while the previous batch was being written
+(``intake.batching``), and the commit, the write lock and their waits are
+paid once for all of them.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import traceback
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from casemail.addresses import Party
 from casemail.cases.content import Content
@@ -53,7 +63,8 @@ from casemail.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Envelope", "Outcome", "Pipeline", "Reading", "idempotency_key"]
+__all__ = ["Envelope", "Filing", "Outcome", "Pipeline", "Reading",
+           "failed_outcome", "idempotency_key"]
 
 
 @dataclass(frozen=True)
@@ -96,45 +107,87 @@ class Pipeline:
         ``by_person``: an operator asked for it (``casemail reprocess``),
         so a quarantined mail is applied again even past the limit.
         """
-        key = idempotency_key(raw, envelope.recipient)
         try:
             reading = reading or self.read(raw, envelope.mail_from)
-            with self._one_writer:
-                return self._file_once(raw, envelope, route, reading, key,
-                                       by_person)
+        except Exception:
+            reading = None  # read again below, and quarantined
+        filing = Filing(raw, envelope, route, reading)
+        with self._one_writer:
+            try:
+                return self._settle(filing, self._own_transaction, by_person)
+            except _BatchLost as lost:
+                return failed_outcome(lost.error)
+
+    def process_batch(self, filings: Sequence[Filing]) -> list[Outcome]:
+        """File several mails in one transaction, one outcome each, in
+        order; never raises. Each mail's work sits in a savepoint: a mail
+        refused or quarantined undoes only its own part. When the
+        database itself fails, nothing of the batch is kept and every
+        mail is answered as failed, so each sender tries again."""
+        with self._one_writer:
+            try:
+                with transaction(self.rt.sessions) as outer:
+                    unit = functools.partial(_savepoint, self.rt.sessions,
+                                             outer.connection())
+                    return [self._settle(f, unit, False, in_batch=True)
+                            for f in filings]
+            except Exception as exc:  # the commit, or the database, failed
+                error = exc.error if isinstance(exc, _BatchLost) else exc
+                log.error("a batch of %s mails was not kept (%s): %s",
+                          len(filings), type(error).__name__,
+                          " ".join(_mail_id(f.reading) for f in filings))
+                return [failed_outcome(error)] * len(filings)
+
+    def _own_transaction(self) -> AbstractContextManager[Session]:
+        return transaction(self.rt.sessions)
+
+    def _settle(self, f: Filing, unit: Unit, by_person: bool, *,
+                in_batch: bool = False) -> Outcome:
+        key = idempotency_key(f.raw, f.envelope.recipient)
+        reading = f.reading
+        try:
+            reading = reading or self.read(f.raw, f.envelope.mail_from)
+            return self._file_once(f.raw, f.envelope, f.route, reading, key,
+                                   by_person, unit)
         except MailRefused as exc:
             return Outcome("refused", replies.for_error(exc, where="DATA"))
         except IntegrityError as exc:
-            return self._after_conflict(raw, envelope, key, reading, exc)
+            return self._after_conflict(f.raw, f.envelope, key, reading,
+                                        exc, unit, in_batch)
         except DBAPIError as exc:
             # Nothing was kept: the sender keeps the mail and tries again.
-            return Outcome("failed", replies.for_error(exc, where="DATA"))
+            # In a batch the whole transaction is in doubt, so all of it
+            # goes (``process_batch``).
+            raise _BatchLost(exc) from exc
         except Exception as exc:  # a fault of ours: keep the mail, say so
-            return self._quarantine(raw, envelope, key, reading, exc)
+            return self._quarantine(f.raw, f.envelope, key, reading, exc,
+                                    unit, in_batch)
 
     # -- the one transaction ----------------------------------------------
 
     def _file_once(self, raw: bytes, env: Envelope, route: Route,
-                   reading: Reading, key: str, by_person: bool) -> Outcome:
+                   reading: Reading, key: str, by_person: bool,
+                   unit: Unit) -> Outcome:
         """Nearly every mail is new: it is kept without first looking for
         an earlier copy, and the raw mail's unique key says when there
         was one. Only then is the transaction done again, this time
         with the earlier copy in hand (a redelivery, a quarantined mail
         tried again, another instance a moment before us)."""
         if by_person:
-            return self._file(raw, env, route, reading, key, by_person)
+            return self._file(raw, env, route, reading, key, by_person, unit)
         try:
             return self._file(raw, env, route, reading, key, by_person,
-                              new=True)
+                              unit, new=True)
         except IntegrityError as exc:
             log.debug("%s kept before? (%s)", reading.mail.message_id,
                       type(exc.orig).__name__)
-        return self._file(raw, env, route, reading, key, by_person)
+        return self._file(raw, env, route, reading, key, by_person, unit)
 
     def _file(self, raw: bytes, env: Envelope, route: Route, reading: Reading,
-              key: str, by_person: bool, *, new: bool = False) -> Outcome:
+              key: str, by_person: bool, unit: Unit, *,
+              new: bool = False) -> Outcome:
         mail_id = reading.mail.message_id
-        with transaction(self.rt.sessions) as s:
+        with unit() as s:
             earlier = None if new else rawstore.find(s, key, lock=True)
             if earlier is not None and not self._again(earlier, by_person):
                 log.info("%s duplicate of raw mail %s (%s)", mail_id,
@@ -222,31 +275,39 @@ class Pipeline:
     # -- when applying fails ------------------------------------------------
 
     def _after_conflict(self, raw: bytes, env: Envelope, key: str,
-                        reading: Reading | None,
-                        exc: IntegrityError) -> Outcome:
+                        reading: Reading | None, exc: IntegrityError,
+                        unit: Unit, in_batch: bool) -> Outcome:
         """A constraint stopped the transaction. The usual cause: another
         instance kept the same delivery a moment before us (the unique
         key waited for its commit). Anything else is a fault of ours."""
-        with self.rt.sessions() as s:
-            if rawstore.exists(s, key):
-                log.info("%s filed meanwhile by another instance",
-                         _mail_id(reading))
-                return Outcome("duplicate", replies.DUPLICATE)
-        return self._quarantine(raw, env, key, reading, exc)
+        try:
+            with unit() as s:
+                found = rawstore.exists(s, key)
+        except DBAPIError as again:
+            raise _BatchLost(again) from again
+        if found:
+            log.info("%s filed meanwhile by another instance",
+                     _mail_id(reading))
+            return Outcome("duplicate", replies.DUPLICATE)
+        return self._quarantine(raw, env, key, reading, exc, unit, in_batch)
 
     def _quarantine(self, raw: bytes, env: Envelope, key: str,
-                    reading: Reading | None, exc: Exception) -> Outcome:
+                    reading: Reading | None, exc: Exception,
+                    unit: Unit | None = None,
+                    in_batch: bool = False) -> Outcome:
         error = "".join(traceback.format_exception_only(exc)).strip()
         log.error("%s quarantined: %s", _mail_id(reading), error,
                   exc_info=exc)
         try:
-            with transaction(self.rt.sessions) as s:
+            with (unit or self._own_transaction)() as s:
                 row = rawstore.find(s, key, lock=True)
                 row = row or rawstore.keep(s, raw, env, key,
                                            self.rt.clock.now())
                 rawstore.mark_quarantined(row, error)
         except Exception as again:  # cannot even keep it: the sender must
-            return Outcome("failed", replies.for_error(again, where="DATA"))
+            if in_batch and isinstance(again, DBAPIError):
+                raise _BatchLost(again) from again
+            return failed_outcome(again)
         if row.attempts >= self.rt.settings.max_processing_attempts:
             log.warning("%s failed %s times: left for a person (raw mail "
                         "%s)", _mail_id(reading), row.attempts, row.id)
@@ -317,6 +378,45 @@ class Pipeline:
 
 _KNOWN_CASES = 100_000
 _CASE_EXISTS = select(m.Case.id).where(m.Case.id == bindparam("id"))
+
+
+@dataclass(frozen=True)
+class Filing:
+    """One mail for one recipient, read once, waiting to be filed."""
+
+    raw: bytes
+    envelope: Envelope
+    route: Route
+    reading: Reading | None  # None: reading failed; read again, quarantine
+
+
+# Where one mail's work happens: a transaction of its own, or a
+# savepoint in a batch's transaction.
+Unit = Callable[[], AbstractContextManager[Session]]
+
+
+class _BatchLost(Exception):
+    """The database failed under a mail: nothing of its transaction holds."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@contextmanager
+def _savepoint(sessions: sessionmaker[Session],
+               conn: Connection) -> Iterator[Session]:
+    """A session of its own for one mail of a batch, on the batch's
+    connection, inside a savepoint. Its own identity map: what a mail
+    rolled back leaves no objects behind for the next one to trip on."""
+    with sessions(bind=conn, join_transaction_mode="create_savepoint") \
+            as session, session.begin():
+        yield session
+
+
+def failed_outcome(error: Exception) -> Outcome:
+    """Nothing was kept: the sender is told to try again."""
+    return Outcome("failed", replies.for_error(error, where="DATA"))
 
 
 def _mail_id(reading: Reading | None) -> str:

@@ -1,0 +1,154 @@
+"""Several mails in one transaction: each keeps its own outcome.
+
+``Pipeline.process_batch`` files a batch in one transaction with a
+savepoint per mail. A mail refused or quarantined must undo only its own
+part; a mail given twice in one batch is filed once; when the database
+cannot be used at all, nothing of the batch is kept and every mail is
+answered as failed. Over real SMTP, concurrent sessions are filed in
+batches and every mail exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from durability_kit import (
+    customer,
+    make_mail,
+    message_counts,
+    open_cases,
+    reply_address,
+)
+from sqlalchemy import create_engine, func, select
+
+from casemail.addresses import Party
+from casemail.cases.threading import route_recipient
+from casemail.db import models as m
+from casemail.intake.pipeline import Envelope, Filing, Pipeline
+from casemail.runtime import Runtime
+
+
+def filing(rt: Runtime, pipeline: Pipeline, to: str, raw: bytes,
+           sender: str) -> Filing:
+    route = route_recipient(rt.signer, to)
+    return Filing(raw, Envelope(sender, to, "127.0.0.1"), route,
+                  pipeline.read(raw, sender))
+
+
+def counts(rt: Runtime, case_id: int | None = None) -> dict[str, int]:
+    """Rows of each kind, of one case where it has them."""
+    with rt.sessions() as s:
+        def n(model: type[m.Base]) -> int:
+            query = select(func.count()).select_from(model)
+            if case_id is not None and model is not m.RawMail:
+                query = query.where(model.case_id == case_id)  # type: ignore[attr-defined]
+            return s.scalar(query) or 0
+        return {"raw": n(m.RawMail), "messages": n(m.Message),
+                "events": n(m.Event), "outbox": n(m.Outbox)}
+
+
+def test_each_mail_of_a_batch_keeps_its_own_outcome(runtime: Runtime) -> None:
+    cases = open_cases(runtime, 3)
+    before = counts(runtime)
+    broken_case = counts(runtime, cases[1])
+    pipeline = Pipeline(runtime)
+
+    def reply(n: int, mid: str, **extra: str) -> Filing:
+        to = reply_address(runtime, cases[n], Party.CUSTOMER)
+        raw = make_mail(sender=customer(n), to=to, subject="Re: order",
+                        text=f"Reply {mid}", message_id=mid, **extra)
+        return filing(runtime, pipeline, to, raw, customer(n))
+
+    first = reply(0, "<a@customer.example>")
+    # Its attachment cannot be stored: a file where the folder should be.
+    blocker = runtime.settings.files_dir
+    blocker.parent.mkdir(parents=True, exist_ok=True)
+    blocker.write_text("not a directory\n")
+    broken = reply(1, "<b@customer.example>", png="shot.png")
+    # Token-less and answering nothing of ours: belongs to no case.
+    stray_to = f"case@{runtime.settings.reply_domain}"
+    stray_raw = make_mail(sender=customer(9), to=stray_to, subject="Hello",
+                          text="Anyone there?", message_id="<c@x.example>")
+    stray = filing(runtime, pipeline, stray_to, stray_raw, customer(9))
+    third = reply(2, "<d@customer.example>")
+
+    outcomes = pipeline.process_batch([first, broken, stray, third, first])
+
+    assert [o.status for o in outcomes] == [
+        "filed", "quarantined", "refused", "filed", "duplicate"]
+    assert outcomes[2].reply.startswith("550")
+    assert message_counts(runtime) == {"<a@customer.example>": 1,
+                                       "<d@customer.example>": 1}
+    after = counts(runtime)
+    # Two replies filed, each with its notification; the quarantined mail
+    # left its raw row and nothing else; the refused one left nothing.
+    assert after["raw"] - before["raw"] == 3
+    assert after["messages"] - before["messages"] == 2
+    assert after["outbox"] - before["outbox"] == 2
+    with runtime.sessions() as s:
+        statuses = sorted(s.scalars(select(m.RawMail.status)))
+    assert statuses == ["filed", "filed", "quarantined"]
+    # Its case has no trace of the attempt: no message, event or mail.
+    assert {k: v for k, v in counts(runtime, cases[1]).items()
+            if k != "raw"} == {k: v for k, v in broken_case.items()
+                               if k != "raw"}
+
+
+def test_a_batch_the_database_cannot_take_is_answered_as_failed(
+        runtime: Runtime) -> None:
+    cases = open_cases(runtime, 2)
+    pipeline = Pipeline(runtime)
+    filings = []
+    for n, case in enumerate(cases):
+        to = reply_address(runtime, case, Party.CUSTOMER)
+        raw = make_mail(sender=customer(n), to=to, subject="Re: order",
+                        text="Still waiting.", message_id=f"<f{n}@c.example>")
+        filings.append(filing(runtime, pipeline, to, raw, customer(n)))
+    before = counts(runtime)
+    if runtime.settings.db_url.startswith("sqlite"):
+        gone = "sqlite:////nonexistent-casemail-dir/gone.db"
+    else:
+        gone = "postgresql+psycopg://postgres@127.0.0.1:9/test"
+    runtime.sessions.configure(bind=create_engine(gone))
+
+    outcomes = pipeline.process_batch(filings)
+
+    assert [(o.status, o.reply[:9]) for o in outcomes] == [
+        ("failed", "451 4.3.0")] * 2
+    runtime.sessions.configure(bind=runtime.engine)
+    assert counts(runtime) == before
+
+
+def test_concurrent_sessions_are_filed_in_batches_and_once(
+        runtime: Runtime, smtp_port: int,
+        caplog: pytest.LogCaptureFixture) -> None:
+    cases = open_cases(runtime, 8)
+    letters = []
+    for n in range(48):
+        case = cases[n % len(cases)]
+        to = reply_address(runtime, case, Party.CUSTOMER)
+        mid = f"<load-{n}@customer.example>"
+        letters.append((to, make_mail(
+            sender=customer(n), to=to, subject="Re: order",
+            text=f"Message number {n}.", message_id=mid)))
+
+    def send(k: int) -> list[int]:
+        codes = []
+        with smtplib.SMTP("127.0.0.1", smtp_port, timeout=30) as client:
+            for to, raw in letters[k::8]:
+                client.sendmail(customer(0), [to], raw)
+                codes.append(250)
+        return codes
+
+    caplog.set_level(logging.DEBUG, logger="casemail.intake.batching")
+    with ThreadPoolExecutor(8) as pool:
+        sent = [c for codes in pool.map(send, range(8)) for c in codes]
+
+    assert sent == [250] * 48
+    assert message_counts(runtime) == {
+        f"<load-{n}@customer.example>": 1 for n in range(48)}
+    assert any("in one transaction" in r.getMessage()
+               for r in caplog.records)
