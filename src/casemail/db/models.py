@@ -149,13 +149,16 @@ class RawMail(Base):
     peer: Mapped[str] = mapped_column(String(100), default="")
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     size: Mapped[int] = mapped_column(Integer)
-    data: Mapped[bytes] = mapped_column(LargeBinary)
     status: Mapped[str] = mapped_column(String(16), default="received",
                                         index=True)
     outcome: Mapped[str] = mapped_column(Text, default="")
     error: Mapped[str] = mapped_column(Text, default="")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    # The last column: SQLite can then size a large mail's row with
+    # zeroblob() without building the whole row in memory, which it must
+    # do for a blob with columns after it (intake.rawstore).
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class Message(Base):

@@ -17,7 +17,9 @@ of a row builds the whole row in memory, after the driver's own copy of
 the bytes, and every later UPDATE of the row (its status) builds it
 again — a 25 MB mail cost four times its size more. The row is kept
 with no bytes until the transaction commits; then its data is sized
-and written into it piece by piece, in that same transaction.
+and written into it piece by piece, in that same transaction. Sizing
+costs no memory only because ``data`` is the row's last column: a
+zeroblob with columns after it is built out in full, twice.
 """
 
 from __future__ import annotations

@@ -157,7 +157,6 @@ def upgrade() -> None:
         sa.Column("peer", sa.String(length=100), nullable=False),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("size", sa.Integer(), nullable=False),
-        sa.Column("data", sa.LargeBinary(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("outcome", sa.Text(), nullable=False),
         sa.Column("error", sa.Text(), nullable=False),
@@ -167,6 +166,9 @@ def upgrade() -> None:
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
             nullable=True,
         ),
+        # Last, so that SQLite sizes a large mail's row without building
+        # it in memory (see intake.rawstore).
+        sa.Column("data", sa.LargeBinary(), nullable=False),
         sa.ForeignKeyConstraint(
             ["case_id"],
             ["cases.id"],
