@@ -29,6 +29,7 @@ behaviour we rely on.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 from typing import Any, AnyStr
 
@@ -159,7 +160,10 @@ class _Guarded(SMTP):
         memory a refused message holds is a line at most. None for both
         when the connection went away before the dot.
         """
-        mail: bytearray | None = bytearray()
+        # BytesIO, not bytearray: its getvalue() hands over the buffer
+        # itself, where bytes(bytearray) would copy the whole mail once
+        # more at the moment it is all in memory.
+        mail: io.BytesIO | None = io.BytesIO()
         limit = self.data_size_limit
         size = 0
         refusal: str | None = None
@@ -187,18 +191,14 @@ class _Guarded(SMTP):
                 continue
             assert mail is not None
             if line.startswith(b"."):
-                mail += memoryview(line)[1:]
+                mail.write(memoryview(line)[1:])
             else:
-                mail += line
+                mail.write(line)
         else:
             return None, None  # closed before the end: nothing to answer
         if mail is None:
             return None, refusal
-        # XXX: bytes() copies the buffer once, while nothing else is held;
-        # handing on the bytearray itself would spare that moment.
-        content = bytes(mail)
-        del mail
-        return content, None
+        return mail.getvalue(), None
 
     # -- wording ------------------------------------------------------------
 
