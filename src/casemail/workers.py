@@ -18,13 +18,19 @@ instances sharing one database, which casemail is built for.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 
+from casemail.errors import CasemailError
+
 log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1  # from linux/prctl.h
 
 # A worker that exits with an error sooner than this after it started is
 # not started again: it would only fail again (a bad setting, a database
@@ -87,6 +93,7 @@ def run_workers(count: int, work: Callable[[int], int]) -> int:
 
 def _fork(n: int, work: Callable[[int], int],
           handlers: dict[int, object]) -> int:
+    parent = os.getpid()
     pid = os.fork()
     if pid:
         return pid
@@ -96,14 +103,36 @@ def _fork(n: int, work: Callable[[int], int],
     try:
         for signum, handler in handlers.items():
             signal.signal(signum, handler)  # type: ignore[arg-type]
+        _stop_with(parent)
         code = work(n)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
+    except CasemailError as exc:  # a setting, a certificate: said as serve says it
+        print(f"casemail: worker {n}: {exc}", file=sys.stderr)
+        code = 1
     except BaseException:
         log.exception("worker %s failed", n)
     finally:
         logging.shutdown()
         os._exit(code)
+
+
+def _stop_with(parent: int) -> None:
+    """Have the kernel send this worker SIGTERM when the parent dies.
+
+    A parent killed outright (SIGKILL, the OOM killer) cannot pass on a
+    stop; workers left behind would serve unsupervised and hold the port
+    against the next ``serve``. SIGTERM lets each finish its mail in
+    flight, as any stop does. Linux only (prctl); elsewhere workers
+    outlive a killed parent."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        except (OSError, AttributeError):
+            log.warning("workers will outlive a killed parent: no prctl")
+    if os.getppid() != parent:  # it died before the line above
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _signal(pid: int, signum: int) -> None:
