@@ -78,11 +78,20 @@ def _b36(number: int) -> str:
             return out
 
 
+# The largest id a row can have (BIGINT). Every id we sign names a row,
+# so a larger one was never ours, however it is signed; the database
+# would refuse to compare with it rather than find nothing.
+MAX_ID = 2**63 - 1
+
+
 def _from_b36(text: str) -> int:
     try:
-        return int(text, 36)
+        number = int(text, 36)
     except ValueError:
         raise AddressError("not a valid address") from None
+    if number > MAX_ID:
+        raise AddressError("not a valid address")
+    return number
 
 
 class Signer:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from casemail.addresses import Party, is_mail_address
+from casemail.addresses import MAX_ID, Party, is_mail_address
 from casemail.cases.content import Content
 from casemail.cases.states import Priority, State
 from casemail.cli.render import case_dict, case_line, case_text, to_json
@@ -25,9 +25,8 @@ from casemail.mime.attachments import Budget, judge
 from casemail.mime.model import AttachmentPart
 
 STATES = [s.value for s in State]
-# The largest id a BIGINT column holds; a larger number names no case (and
-# the database would refuse to compare with it rather than say so).
-MAX_CASE_ID = 2**63 - 1
+# A larger number names no case (``addresses.MAX_ID``).
+MAX_CASE_ID = MAX_ID
 PRIORITIES = [p.value for p in Priority]
 
 
