@@ -52,6 +52,25 @@ def test_forged_reply_address_is_refused(mangle) -> None:
         signer().read_reply_address(forged)
 
 
+@pytest.mark.parametrize("spelling", ["0", "+", "0_", " "])
+def test_only_one_spelling_of_a_signed_number_is_ours(spelling: str) -> None:
+    """``int()`` reads "01", "+1", "0_1" and " 1" as 1: each would be
+    another address for the same case, and one mail sent to two of them
+    two deliveries, filed twice."""
+    address = signer().reply_address(7, Party.CUSTOMER)
+    local, _, domain = address.partition("@")
+    # case+<case>.<party>.<version><tag>: respell the version.
+    head, _, signed = local.rpartition(".")
+    respelled = f"{head}.{spelling[:-1] if spelling == '0_' else spelling}"
+    respelled += ("_" if spelling == "0_" else "") + signed
+    assert signer().read_reply_address(address).case_id == 7
+    with pytest.raises(AddressError):
+        signer().read_reply_address(f"{respelled}@{domain}")
+    # The case number too.
+    with pytest.raises(AddressError):
+        signer().read_reply_address(address.replace("case+", "case+0", 1))
+
+
 def test_other_key_cannot_forge() -> None:
     evil = Signer({"1": "someone-elses-key-0123456789"}, "reply.example.test")
     with pytest.raises(AddressError):

@@ -89,7 +89,10 @@ def _from_b36(text: str) -> int:
         number = int(text, 36)
     except ValueError:
         raise AddressError("not a valid address") from None
-    if number > MAX_ID:
+    # Only the one spelling we write: int() would also take "01", "+1"
+    # and "0_1", and one mail sent to two spellings of an address would
+    # then be two deliveries, filed twice.
+    if number > MAX_ID or _b36(number) != text.lower():
         raise AddressError("not a valid address")
     return number
 
