@@ -36,9 +36,11 @@ paid once for all of them.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import traceback
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -89,7 +91,7 @@ class Pipeline:
         # Reading and classifying stay outside it and run in parallel.
         self._one_writer = writer_lock(runtime.engine)
         # Ids of cases seen to exist, oldest first (see ``route``).
-        self._known_cases: dict[int, None] = {}
+        self._known_cases: OrderedDict[int, None] = OrderedDict()
 
     def read(self, raw: bytes, mail_from: str | None) -> Reading:
         s = self.rt.settings
@@ -369,9 +371,12 @@ class Pipeline:
                     raise UnknownCase("no such case")
             # Cases are never deleted: one seen once exists for good.
             # Bounded, dropping the oldest, so a gateway that lives
-            # for years does not keep every id it ever saw.
+            # for years does not keep every id it ever saw. Checks run
+            # in several threads: popitem is one step, and two of them
+            # racing for the last entry only drop one more.
             if len(self._known_cases) >= _KNOWN_CASES:
-                del self._known_cases[next(iter(self._known_cases))]
+                with contextlib.suppress(KeyError):
+                    self._known_cases.popitem(last=False)
             self._known_cases[route.case_id] = None
         return route
 
