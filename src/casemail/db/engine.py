@@ -22,6 +22,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from casemail.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -100,6 +102,20 @@ class SQLiteWriter:
         finally:
             self._threads.release()
 
+    def check(self) -> None:
+        """Open the lock file now, so that a file that cannot be opened
+        (made by another user, a directory in its place) stops the
+        start with the reason, instead of failing every mail later."""
+        if self._path is None:
+            return
+        try:
+            self._file()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot open the SQLite writer lock {self._path}: "
+                f"{exc.strerror or exc}; it must be writable by the user "
+                f"casemail runs as") from exc
+
     def _file(self) -> int:
         # A descriptor inherited across fork is the parent's open file,
         # whose lock the child would share: each process opens its own.
@@ -116,7 +132,9 @@ def writer_lock(engine: Engine) -> AbstractContextManager[object]:
     if engine.dialect.name != "sqlite":
         return nullcontext()
     path = engine.url.database
-    return SQLiteWriter(path if path and path != ":memory:" else None)
+    writer = SQLiteWriter(path if path and path != ":memory:" else None)
+    writer.check()
+    return writer
 
 
 def make_sessions(engine: Engine) -> sessionmaker[Session]:
