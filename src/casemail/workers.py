@@ -43,9 +43,15 @@ def worker_count(setting: int) -> int:
     return setting if setting > 0 else (os.cpu_count() or 1)
 
 
-def run_workers(count: int, work: Callable[[int], int]) -> int:
+def run_workers(count: int, work: Callable[[int], int], *,
+                on_stop: Callable[[], None] | None = None) -> int:
     """Run ``work(n)`` for n in 0..count-1, each in a forked process,
     until a signal stops them; the exit status for the command.
+
+    ``on_stop`` runs in this process once a stop begins: closing its
+    copies of the listening sockets there means a new connection is
+    refused at once, as with one process, instead of waiting unanswered
+    in a queue no worker reads any more.
 
     Called before any event loop or database connection exists in this
     process: a fork copies only the calling thread.
@@ -55,6 +61,8 @@ def run_workers(count: int, work: Callable[[int], int]) -> int:
 
     def stop(signum: int, _frame: object) -> None:
         nonlocal stopping
+        if not stopping and on_stop is not None:
+            on_stop()
         stopping = True
         for pid in children:
             _signal(pid, signal.SIGTERM)

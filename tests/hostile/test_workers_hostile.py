@@ -173,6 +173,9 @@ def test_mail_in_flight_survives_a_killed_worker_and_a_stopped_parent(
             # Every worker has begun to stop: none takes new sessions.
             assert wait_for(lambda: not listening_in(port, workers)), \
                 server.tail()
+            # Nor does the parent hold the port open: a new sender is
+            # refused at once, not left waiting in the accept queue.
+            assert wait_for(lambda: refused(port)), server.tail()
         assert waiting.finish() == (250, "2.0.0 Message filed")
         assert half.finish()[0] != 250
         stopper.join(60)
@@ -189,6 +192,14 @@ def test_mail_in_flight_survives_a_killed_worker_and_a_stopped_parent(
         assert server.terminate() == 0, server.tail()
     assert_filed_whole(runtime, [first, second, third])
     assert len(count_by(runtime, m.RawMail.idem_key)) == 3
+
+
+def refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except ConnectionRefusedError:
+        return True
+    return False
 
 
 SENDERS = 10

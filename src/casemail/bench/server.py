@@ -110,7 +110,7 @@ def _serve_workers(count: int) -> int:
     def work(n: int) -> int:
         asyncio.run(_serve("casemail", sockets))
         return 0
-    return run_workers(count, work)
+    return run_workers(count, work, on_stop=sockets.close)
 
 
 def main(argv: list[str]) -> int:

@@ -101,7 +101,7 @@ def _run_workers(runtime: Any, workers: int,
 
     log.info("casemail serving SMTP on port %s with %s workers",
              sockets.smtp.getsockname()[1], workers)
-    return run_workers(workers, work)
+    return run_workers(workers, work, on_stop=sockets.close)
 
 
 def _cannot_listen(lst: Any, exc: BaseException) -> ConfigError:

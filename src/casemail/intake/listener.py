@@ -221,6 +221,12 @@ class Sockets:
     lmtp: socket.socket | None = None
     lmtp_unix: socket.socket | None = None
 
+    def close(self) -> None:
+        """Close this process's copies; forked workers keep their own."""
+        for sock in (self.smtp, self.lmtp, self.lmtp_unix):
+            if sock is not None:
+                sock.close()
+
 
 def bind_sockets(settings: ListenerSettings) -> Sockets:
     """Bind what ``settings`` names, as ``start_listeners`` would."""
