@@ -18,9 +18,16 @@ What aiosmtpd leaves to us, added here and nowhere else:
   at the end: a 25 MB mail then costs about its own size while it comes
   in, not four times that (``smtp_DATA`` below);
 - every ``421`` closes the session after it is sent, as RFC 5321 3.8
-  says it does (aiosmtpd leaves that to whoever words it).
+  says it does (aiosmtpd leaves that to whoever words it);
+- a plain ``<local@domain>`` path in MAIL and RCPT is read by one
+  regular expression; aiosmtpd runs the email package's full header
+  grammar on every path, a tenth of what a small mail cost us. Anything
+  else (quoted local parts, comments, ``<>``, source routes) still goes
+  to aiosmtpd's reading, and a property test holds the two to the same
+  answer (``_getaddr``).
 
 It reaches into aiosmtpd's private ``_handle_client``, ``_timeout_cb``,
+``_getaddr``,
 ``_reset_timeout``, ``_call_handler_hook``, ``_reader``, ``_writer``,
 ``_handle_hooks`` and ``_set_post_data_state``; tests/intake pin the
 behaviour we rely on.
@@ -31,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import re
 from typing import Any, AnyStr
 
 from aiosmtpd.lmtp import LMTP
@@ -49,6 +57,14 @@ IDENT = "casemail"
 _TOO_MUCH = "552 Error: Too much mail data"
 _TOO_LONG = "500 Line too long (see RFC 5321 4.5.3.1.6)"
 _DATA_END = (_TOO_MUCH, "500 Line too long")
+
+
+# RFC 5321 4.1.2: a Path whose Mailbox is a Dot-string at a dot-atom
+# domain, then the parameters. What is not this goes to aiosmtpd.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_DOT_ATOM = rf"{_ATEXT}(?:\.{_ATEXT})*"
+_PLAIN_PATH = re.compile(
+    rf"[ \t]*<({_DOT_ATOM}@{_DOT_ATOM})>[ \t]*([^ \t].*|)\Z")
 
 
 class _Guarded(SMTP):
@@ -119,6 +135,16 @@ class _Guarded(SMTP):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(replies.IDLE_TIMEOUT.encode() + b"\r\n")
         super()._timeout_cb()
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        match = _PLAIN_PATH.match(arg)
+        if match is None:
+            return super()._getaddr(arg)
+        address, rest = match.group(1), match.group(2)
+        local = address.rpartition("@")[0]
+        if self.local_part_limit and len(local) > self.local_part_limit:
+            return None, None
+        return address, rest
 
     # -- the message ------------------------------------------------------
 
