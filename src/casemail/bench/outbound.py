@@ -82,16 +82,22 @@ async def _drain(workers: list[DeliveryWorker]) -> None:
     await asyncio.gather(*(one(w) for w in workers))
 
 
-def run_outbound(workdir: Path, pg_url: str | None,
-                 count: int = 2000) -> list[Outbound]:
+def run_outbound(workdir: Path, pg_url: str | None, count: int = 2000,
+                 runs: int = 1) -> list[Outbound]:
+    """Per database, the run of median rate among ``runs``, each on a
+    fresh database: one run moves with what else the machine does."""
     results = []
     names = ["sqlite"] + (["postgres"] if pg_url else [])
     with ServerProcess("ceiling") as relay:
         for name in names:
-            with dbs.database(name, workdir, pg_url or "",
+            tries = []
+            for n in range(runs):
+                with dbs.database(name, workdir, pg_url or "",
                                   "outbound") as db:
-                results.append(_one(db, workdir / f"out-{name}", relay.port,
-                                    count))
+                    tries.append(_one(db, workdir / f"out-{name}-{n}",
+                                      relay.port, count))
+            tries.sort(key=lambda o: o.rate)
+            results.append(tries[len(tries) // 2])
     return results
 
 

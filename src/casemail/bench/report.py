@@ -115,7 +115,9 @@ def markdown(res: dict[str, Any]) -> str:
            f"({mach['cpu']}), {mach['ram_gb']} GB RAM; load average "
            f"{mach['load']} at the start. Command: `{res['command']}`."
            + (f" Intake: medians of {res['runs']} run(s); the per-message "
-              f"process {_pipe_runs(res)}." if "intake" in res else ""),
+              f"process {_pipe_runs(res)}." if "intake" in res else "")
+           + (f" Outbound: the median of {res['runs']} run(s)."
+              if "outbound" in res else ""),
            "", "#### Targets", ""]
     out += targets_table(res)
     intake = res.get("intake")

@@ -77,7 +77,7 @@ def run_all(chosen: Profile, workdir: Path, pg_url: str | None,
             workdir, pg_url, chosen.big_mb * 2**20)]
     if "outbound" in chosen.parts:
         res["outbound"] = [o.as_dict() for o in outbound.run_outbound(
-            workdir, pg_url, chosen.outbound_mails)]
+            workdir, pg_url, chosen.outbound_mails, chosen.intake.runs)]
     if "sweep" in chosen.parts:
         res["sweep"] = [s.as_dict() for s in sweep.run_sweeps(
             workdir, pg_url, chosen.sweep_totals, chosen.sweep_due)]
