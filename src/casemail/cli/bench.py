@@ -31,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="one short run of each part (about 90 seconds)")
     size.add_argument("--smoke", action="store_true",
                       help="the tiniest run, only to see that it works")
-    p.add_argument("--runs", type=int, help="intake and outbound runs to take medians of")
+    p.add_argument("--runs", type=int,
+                   help="intake and outbound runs to take medians of")
     p.add_argument("--only", help="comma-separated parts: "
                    + ",".join(suite.PARTS))
     db = p.add_mutually_exclusive_group()
