@@ -307,7 +307,7 @@ class CaseService:
         message = insert_row(
             s, m.Message,
             case_id=case.id, raw_mail_id=content.raw_mail_id, party=party,
-            author_address=address, author_name=name[:200],
+            author_address=address[:320], author_name=name[:200],
             subject=content.subject[:998], new_text=content.new_text,
             removed_text=content.removed_text, full_text=content.full_text,
             html=content.html, message_id=content.message_id[:998],

@@ -21,7 +21,7 @@ def record(s: Session, clock: Clock, case: m.Case, kind: str,
     """
     return insert_row(
         s, m.Event, case_id=case.id, at=clock.now(), kind=kind,
-        party=str(party), author_address=actor or "",
+        party=str(party), author_address=(actor or "")[:320],
         message_id=message.id if message is not None else None,
         outbox_id=outbox_id,
         detail={k: v.value if isinstance(v, Enum) else v

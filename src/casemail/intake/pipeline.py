@@ -46,7 +46,12 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, bindparam, select
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import (
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from casemail.addresses import Party
@@ -157,10 +162,16 @@ class Pipeline:
             return self._after_conflict(f.raw, f.envelope, key, reading,
                                         exc, unit, in_batch)
         except DBAPIError as exc:
-            # Nothing was kept: the sender keeps the mail and tries again.
-            # In a batch the whole transaction is in doubt, so all of it
-            # goes (``process_batch``).
-            raise _BatchLost(exc) from exc
+            if _database_away(exc):
+                # Nothing was kept: the sender keeps the mail and tries
+                # again. In a batch the whole transaction is in doubt, so
+                # all of it goes (``process_batch``).
+                raise _BatchLost(exc) from exc
+            # The database refused this mail's data (a value it cannot
+            # hold): its savepoint is undone, and it is kept like any
+            # other fault of ours, not retried for ever with its batch.
+            return self._quarantine(f.raw, f.envelope, key, reading, exc,
+                                    unit, in_batch)
         except Exception as exc:  # a fault of ours: keep the mail, say so
             return self._quarantine(f.raw, f.envelope, key, reading, exc,
                                     unit, in_batch)
@@ -286,7 +297,9 @@ class Pipeline:
             with unit() as s:
                 found = rawstore.exists(s, key)
         except DBAPIError as again:
-            raise _BatchLost(again) from again
+            if _database_away(again):
+                raise _BatchLost(again) from again
+            return failed_outcome(again)
         if found:
             log.info("%s filed meanwhile by another instance",
                      _mail_id(reading))
@@ -307,7 +320,8 @@ class Pipeline:
                                            self.rt.clock.now())
                 rawstore.mark_quarantined(row, error)
         except Exception as again:  # cannot even keep it: the sender must
-            if in_batch and isinstance(again, DBAPIError):
+            if in_batch and isinstance(again, DBAPIError) \
+                    and _database_away(again):
                 raise _BatchLost(again) from again
             return failed_outcome(again)
         if row.attempts >= self.rt.settings.max_processing_attempts:
@@ -417,6 +431,14 @@ def _savepoint(sessions: sessionmaker[Session],
     with sessions(bind=conn, join_transaction_mode="create_savepoint") \
             as session, session.begin():
         yield session
+
+
+def _database_away(exc: DBAPIError) -> bool:
+    """Whether the database itself failed (gone, locked, out of space,
+    a deadlock), as opposed to refusing one statement's values: after
+    the first, nothing of the transaction can be trusted."""
+    return exc.connection_invalidated or isinstance(
+        exc, (OperationalError, InterfaceError))
 
 
 def failed_outcome(error: Exception) -> Outcome:
