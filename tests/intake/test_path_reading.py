@@ -47,13 +47,19 @@ def both(protocol: GatewaySMTP, arg: str) -> tuple[object, object]:
     "<>", "<a..b@c>", "<.a@b>", "<a.@b>", "<a@b..c>", "<\"a b\"@c>",
     "<@relay.example:kim@customer.example>", "<a@[127.0.0.1]>",
     "kim@customer.example", "<kim@customer.example", "<a@b>x", "<a@b>  ",
-    "<a@b(comment)>", "<a@b>\r\n", "<ü@b.example>", "",
+    "<a@b(comment)>", "<a@b>\r\n", "<ü@b.example>", "", "<", " <", '"',
     "<" + "x" * 64 + "@b.example>", "<" + "x" * 65 + "@b.example>",
 ])
 def test_known_shapes_read_as_aiosmtpd_reads_them(protocol: GatewaySMTP,
                                                   arg: str) -> None:
     ours, theirs = both(protocol, arg)
-    assert ours == theirs
+    assert ours == _as_syntax_error(theirs)
+
+
+def _as_syntax_error(theirs: object) -> object:
+    # Where aiosmtpd's reading fails outright, ours says "not a path"
+    # (None, None: 501), not the 451 an uncaught error would become.
+    return (None, None) if isinstance(theirs, type) else theirs
 
 
 _PIECES = st.sampled_from(["a", "Z", "0", ".", "@", "<", ">", " ", "\t",
@@ -66,4 +72,4 @@ _PIECES = st.sampled_from(["a", "Z", "0", ".", "@", "<", ">", " ", "\t",
 def test_any_path_reads_as_aiosmtpd_reads_it(protocol: GatewaySMTP,
                                              arg: str) -> None:
     ours, theirs = both(protocol, arg)
-    assert ours == theirs
+    assert ours == _as_syntax_error(theirs)

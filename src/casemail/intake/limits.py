@@ -85,6 +85,10 @@ def sender_refusal(address: str, *, smtputf8: bool) -> str | None:
         octets = address.encode("utf-8")
     except UnicodeEncodeError:
         return replies.SENDER_NOT_UTF8
+    # RFC 5321 4.1.2: no control character belongs in a path; a NUL
+    # could not even be stored.
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in address):
+        return replies.SENDER_CONTROL
     # RFC 6531 3.5: without SMTPUTF8 the envelope is ASCII only.
     if not address.isascii() and not smtputf8:
         return replies.SENDER_NEEDS_SMTPUTF8

@@ -139,7 +139,12 @@ class _Guarded(SMTP):
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         match = _PLAIN_PATH.match(arg)
         if match is None:
-            return super()._getaddr(arg)
+            try:
+                return super()._getaddr(arg)
+            except Exception:
+                # The email package's grammar trips over some broken
+                # paths (a lone "<" or '"'): a syntax error, not ours.
+                return None, None
         address, rest = match.group(1), match.group(2)
         local = address.rpartition("@")[0]
         if self.local_part_limit and len(local) > self.local_part_limit:

@@ -36,6 +36,8 @@ SENDER_LOCAL_TOO_LONG = ("553 5.1.7 The local part of the sender address is "
                          "longer than 64 bytes")
 SENDER_TOO_LONG = ("553 5.1.7 The sender address is longer than 254 "
                    "bytes")
+SENDER_CONTROL = ("553 5.1.7 The sender address contains a control "
+                  "character; send it as <name@domain>")
 SENDER_NO_DOMAIN = ("553 5.1.7 The sender address has no domain; use "
                     "<name@domain>, or <> for a bounce")
 
