@@ -163,9 +163,15 @@ class RawMail(Base):
 
 class Message(Base):
     __tablename__ = "messages"
+    __table_args__ = (
+        # A case's messages in order: the timeline, and the ends of the
+        # thread each notification's References are built from, as one
+        # index range however long the case has run.
+        Index("ix_messages_case_time", "case_id", "created_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
     raw_mail_id: Mapped[int | None] = mapped_column(ForeignKey("raw_mails.id"))
     party: Mapped[str] = mapped_column(String(16))
     author_address: Mapped[str] = mapped_column(String(320), default="")
@@ -244,10 +250,12 @@ class Outbox(Base):
         # case; an index on the lowered address serves that as one range.
         Index("ix_outbox_recipient_time", func.lower(text("recipient")),
               "created_at"),
+        # A case's mails in order (see ``ix_messages_case_time``).
+        Index("ix_outbox_case_time", "case_id", "created_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
     template: Mapped[str] = mapped_column(String(64))
     recipient: Mapped[str] = mapped_column(String(320))
     party: Mapped[str] = mapped_column(String(16))

@@ -131,7 +131,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_outbox_case_id"), ["case_id"], unique=False
+            "ix_outbox_case_time", ["case_id", "created_at", "id"], unique=False
         )
         batch_op.create_index(
             "ix_outbox_due", ["status", "next_attempt_at"], unique=False
@@ -224,7 +224,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_messages_case_id"), ["case_id"], unique=False
+            "ix_messages_case_time", ["case_id", "created_at", "id"],
+            unique=False,
         )
         batch_op.create_index(
             batch_op.f("ix_messages_message_id"), ["message_id"], unique=False
@@ -315,7 +316,7 @@ def downgrade() -> None:
     op.drop_table("attachments")
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_messages_message_id"))
-        batch_op.drop_index(batch_op.f("ix_messages_case_id"))
+        batch_op.drop_index("ix_messages_case_time")
 
     op.drop_table("messages")
     with op.batch_alter_table("raw_mails", schema=None) as batch_op:
@@ -326,7 +327,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_outbox_recipient_time")
         batch_op.drop_index(batch_op.f("ix_outbox_message_id"))
         batch_op.drop_index("ix_outbox_due")
-        batch_op.drop_index(batch_op.f("ix_outbox_case_id"))
+        batch_op.drop_index("ix_outbox_case_time")
 
     op.drop_table("outbox")
     op.drop_table("team_members")
