@@ -12,33 +12,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
-from hostile_serve import gateway_port, make_mail, message_counts, open_cases
-from hostile_serve import reply_address
-from test_paths_hostile import Wire
+from hostile_serve import make_mail, message_counts, open_cases, reply_address
+
+# The same gateway fixtures as the first set of path tests.
+from test_paths_hostile import Wire, port, settings  # noqa: F401
 
 from casemail.addresses import Party
-from casemail.config import Settings, load_settings
 from casemail.runtime import Runtime
-
-DOMAIN = "reply.example.test"
-
-
-@pytest.fixture
-def settings(tmp_path: Path, db_url: str) -> Settings:
-    return load_settings(
-        None, data_dir=tmp_path / "var", database_url=db_url,
-        signing_keys={"1": "hostile-paths-key-0123456789abcdef"},
-        reply_domain=DOMAIN, listener={"host": "127.0.0.1", "port": 0})
-
-
-@pytest.fixture
-def port(runtime: Runtime) -> Iterator[int]:
-    with gateway_port(runtime) as number:
-        yield number
 
 
 @pytest.mark.parametrize("command", [b"MAIL FROM:<", b"MAIL FROM: <",
