@@ -1,8 +1,8 @@
 """Several mails in one transaction: each keeps its own outcome.
 
-``Pipeline.process_batch`` files a batch in one transaction with a
-savepoint per mail. A mail refused or quarantined must undo only its own
-part; a mail given twice in one batch is filed once; when the database
+``Pipeline.process_batch`` files a batch in one transaction: a clean
+batch all at once, otherwise again with a savepoint per mail. A mail
+refused or quarantined must undo only its own part; a mail given twice in one batch is filed once; when the database
 cannot be used at all, nothing of the batch is kept and every mail is
 answered as failed. Over real SMTP, concurrent sessions are filed in
 batches and every mail exactly once.
@@ -22,7 +22,7 @@ from durability_kit import (
     open_cases,
     reply_address,
 )
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine, event, func, select
 
 from casemail.addresses import Party
 from casemail.cases.threading import route_recipient
@@ -36,6 +36,18 @@ def filing(rt: Runtime, pipeline: Pipeline, to: str, raw: bytes,
     route = route_recipient(rt.signer, to)
     return Filing(raw, Envelope(sender, to, "127.0.0.1"), route,
                   pipeline.read(raw, sender))
+
+
+def plain_replies(rt: Runtime, pipeline: Pipeline, cases: list[int],
+                  tag: str) -> list[Filing]:
+    """One customer's reply into each case, Message-IDs marked ``tag``."""
+    filings = []
+    for n, case in enumerate(cases):
+        to = reply_address(rt, case, Party.CUSTOMER)
+        raw = make_mail(sender=customer(n), to=to, subject="Re: order",
+                        text=f"Reply {n}", message_id=f"<{tag}{n}@c.example>")
+        filings.append(filing(rt, pipeline, to, raw, customer(n)))
+    return filings
 
 
 def counts(rt: Runtime, case_id: int | None = None) -> dict[str, int]:
@@ -97,16 +109,34 @@ def test_each_mail_of_a_batch_keeps_its_own_outcome(runtime: Runtime) -> None:
                                if k != "raw"}
 
 
+def test_a_clean_batch_is_written_without_a_savepoint_per_mail(
+        runtime: Runtime, caplog: pytest.LogCaptureFixture) -> None:
+    pipeline = Pipeline(runtime)
+    filings = plain_replies(runtime, pipeline, open_cases(runtime, 3), "s")
+    before = counts(runtime)
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, params, context, many):  # type: ignore[no-untyped-def]
+        statements.append(statement.split()[0].upper())
+    event.listen(runtime.engine, "before_cursor_execute", seen)
+    try:
+        with caplog.at_level(logging.INFO, logger="casemail.intake.pipeline"):
+            outcomes = pipeline.process_batch(filings)
+    finally:
+        event.remove(runtime.engine, "before_cursor_execute", seen)
+
+    assert [o.status for o in outcomes] == ["filed"] * 3
+    assert "SAVEPOINT" not in statements
+    assert "undone" not in caplog.text
+    after = counts(runtime)
+    assert after["messages"] - before["messages"] == 3
+    assert after["outbox"] - before["outbox"] == 3
+
+
 def test_a_batch_the_database_cannot_take_is_answered_as_failed(
         runtime: Runtime) -> None:
-    cases = open_cases(runtime, 2)
     pipeline = Pipeline(runtime)
-    filings = []
-    for n, case in enumerate(cases):
-        to = reply_address(runtime, case, Party.CUSTOMER)
-        raw = make_mail(sender=customer(n), to=to, subject="Re: order",
-                        text="Still waiting.", message_id=f"<f{n}@c.example>")
-        filings.append(filing(runtime, pipeline, to, raw, customer(n)))
+    filings = plain_replies(runtime, pipeline, open_cases(runtime, 2), "f")
     before = counts(runtime)
     if runtime.settings.db_url.startswith("sqlite"):
         gone = "sqlite:////nonexistent-casemail-dir/gone.db"

@@ -27,11 +27,12 @@ mail commits its raw bytes and error after its failed attempt rolled
 back, and is answered ``250`` only after that.
 
 ``process`` files one mail in a transaction of its own. ``process_batch``
-files several in one transaction, each inside a savepoint of its own, so
-that one mail's failure undoes only that mail: the listener hands it
-whatever mails arrived while the previous batch was being written
-(``intake.batching``), and the commit, the write lock and their waits are
-paid once for all of them.
+files several in one transaction: the listener hands it whatever mails
+arrived while the previous batch was being written (``intake.batching``),
+and the commit, the write lock and their waits are paid once for all of
+them. A batch is first written as one piece; when a mail of it does not
+file cleanly, it is written again with each mail inside a savepoint of
+its own, so that one mail's failure undoes only that mail.
 """
 
 from __future__ import annotations
@@ -127,12 +128,24 @@ class Pipeline:
 
     def process_batch(self, filings: Sequence[Filing]) -> list[Outcome]:
         """File several mails in one transaction, one outcome each, in
-        order; never raises. Each mail's work sits in a savepoint: a mail
-        refused or quarantined undoes only its own part. When the
-        database itself fails, nothing of the batch is kept and every
-        mail is answered as failed, so each sender tries again."""
+        order; never raises.
+
+        Nearly every batch is new mail that files cleanly, and it is
+        written as such: all of it in one session, with nothing between
+        one mail and the next. Should any mail not go through (refused,
+        kept before, a fault), that attempt is undone as a whole and the
+        batch is written again with each mail in a savepoint of its own,
+        so that a mail refused or quarantined undoes only its own part.
+        When the database itself fails, nothing of the batch is kept and
+        every mail is answered as failed, so each sender tries again."""
         with self._one_writer:
             try:
+                try:
+                    return self._all_at_once(filings)
+                except _NotAtOnce as why:
+                    # What that attempt logged was undone with it.
+                    log.info("batch undone, written again mail by mail "
+                             "(%s): %s", why, _mail_ids(filings))
                 with transaction(self.rt.sessions) as outer:
                     unit = functools.partial(_savepoint, self.rt.sessions,
                                              outer.connection())
@@ -142,8 +155,33 @@ class Pipeline:
                 error = exc.error if isinstance(exc, _BatchLost) else exc
                 log.error("a batch of %s mails was not kept (%s): %s",
                           len(filings), type(error).__name__,
-                          " ".join(_mail_id(f.reading) for f in filings))
+                          _mail_ids(filings))
                 return [failed_outcome(error)] * len(filings)
+
+    def _all_at_once(self, filings: Sequence[Filing]) -> list[Outcome]:
+        """The batch in one session, each mail taken as new and filed.
+
+        Raises ``_NotAtOnce``, with nothing kept, as soon as a mail needs
+        more than that; the commit's own failure passes through."""
+        outcomes = []
+        with self.rt.sessions() as s:
+            s.begin()
+            whole = functools.partial(contextlib.nullcontext, s)
+            try:
+                for f in filings:
+                    if f.reading is None:
+                        raise _NotAtOnce("a mail could not be read")
+                    key = idempotency_key(f.raw, f.envelope.recipient)
+                    outcomes.append(self._file(
+                        f.raw, f.envelope, f.route, f.reading, key, False,
+                        whole, new=True))
+            except Exception as exc:
+                s.rollback()
+                if isinstance(exc, DBAPIError) and _database_away(exc):
+                    raise _BatchLost(exc) from exc
+                raise _NotAtOnce(f"{type(exc).__name__}: {exc}") from exc
+            s.commit()
+        return outcomes
 
     def _own_transaction(self) -> AbstractContextManager[Session]:
         return transaction(self.rt.sessions)
@@ -414,6 +452,10 @@ class Filing:
 Unit = Callable[[], AbstractContextManager[Session]]
 
 
+class _NotAtOnce(Exception):
+    """A mail of the batch needs a savepoint of its own; nothing was kept."""
+
+
 class _BatchLost(Exception):
     """The database failed under a mail: nothing of its transaction holds."""
 
@@ -444,6 +486,10 @@ def _database_away(exc: DBAPIError) -> bool:
 def failed_outcome(error: Exception) -> Outcome:
     """Nothing was kept: the sender is told to try again."""
     return Outcome("failed", replies.for_error(error, where="DATA"))
+
+
+def _mail_ids(filings: Sequence[Filing]) -> str:
+    return " ".join(_mail_id(f.reading) for f in filings)
 
 
 def _mail_id(reading: Reading | None) -> str:
