@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from durability_kit import (
+    MERCHANT,
     customer,
     make_mail,
     message_counts,
@@ -25,8 +26,10 @@ from durability_kit import (
 from sqlalchemy import create_engine, event, func, select
 
 from casemail.addresses import Party
+from casemail.cases.content import Content
 from casemail.cases.threading import route_recipient
 from casemail.db import models as m
+from casemail.db.engine import transaction
 from casemail.intake.pipeline import Envelope, Filing, Pipeline
 from casemail.runtime import Runtime
 
@@ -131,6 +134,46 @@ def test_a_clean_batch_is_written_without_a_savepoint_per_mail(
     after = counts(runtime)
     assert after["messages"] - before["messages"] == 3
     assert after["outbox"] - before["outbox"] == 3
+
+
+def test_replies_to_one_case_in_one_batch_each_move_it_in_turn(
+        runtime: Runtime) -> None:
+    # The merchant answered: the case waits for the customer. Two of the
+    # customer's replies then arrive in one batch; the second finds the
+    # case as the first left it, not as the database last had it.
+    case_id = open_cases(runtime, 1)[0]
+    with transaction(runtime.sessions) as s:
+        case = runtime.service.lock_case(s, case_id)
+        runtime.service.add_message(
+            s, case, party=Party.MERCHANT, author_address=MERCHANT,
+            content=Content.typed("Sent again.", source="api"))
+    pipeline = Pipeline(runtime)
+    to = reply_address(runtime, case_id, Party.CUSTOMER)
+    filings = [filing(runtime, pipeline, to, make_mail(
+        sender=customer(0), to=to, subject="Re: order", text=text,
+        message_id=f"<t{n}@c.example>"), customer(0))
+        for n, text in enumerate(["Got nothing.", "Still nothing."])]
+
+    outcomes = pipeline.process_batch(filings)
+
+    assert [o.status for o in outcomes] == ["filed", "filed"]
+    with runtime.sessions() as s:
+        case = s.get(m.Case, case_id)
+        assert case is not None and case.state == "awaiting_merchant"
+        assert case.unread
+        moves = [e.detail for e in s.scalars(
+            select(m.Event).where(m.Event.case_id == case_id,
+                                  m.Event.kind == "state_changed")
+            .order_by(m.Event.id))]
+        texts = list(s.scalars(select(m.Message.new_text).where(
+            m.Message.case_id == case_id, m.Message.party == "customer")
+            .order_by(m.Message.id)))
+    # One move only: the second reply found the case already waiting.
+    assert [(d["before"], d["after"]) for d in moves] == [
+        ("awaiting_merchant", "awaiting_customer"),
+        ("awaiting_customer", "awaiting_merchant")]
+    assert [t.strip() for t in texts][-2:] == ["Got nothing.",
+                                              "Still nothing."]
 
 
 def test_a_batch_the_database_cannot_take_is_answered_as_failed(

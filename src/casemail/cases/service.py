@@ -69,9 +69,15 @@ class CaseService:
 
     def lock_case(self, s: Session, case_id: int) -> m.Case:
         """The case, locked for this transaction (no lost updates), with
-        its store and team loaded."""
-        case = s.scalars(_LOCK_CASE, {"case_id": case_id}
-                         ).unique().one_or_none()
+        its store and team loaded.
+
+        Changes still pending in the session are left for the next
+        flush: a case already in it is given back as it stands there,
+        and the lock concerns only the row. A batch of mails then writes
+        its cases' changes in one flush, not in one per mail."""
+        with s.no_autoflush:
+            case = s.scalars(_LOCK_CASE, {"case_id": case_id}
+                             ).unique().one_or_none()
         if case is None:
             raise UnknownCase(f"no case {case_id}")
         return case
