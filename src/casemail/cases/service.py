@@ -353,8 +353,8 @@ class CaseService:
         return rows
 
     def _event(self, s: Session, case: m.Case, kind: str, party: Party | str,
-               actor: str, **detail: object) -> m.Event:
-        return timeline.record(s, self.clock, case, kind, str(party), actor,
+               actor: str, **detail: object) -> None:
+        timeline.record(s, self.clock, case, kind, str(party), actor,
                                **detail)  # type: ignore[arg-type]
 
 
