@@ -17,6 +17,8 @@ from casemail.addresses import Party
 from casemail.cases.content import Content
 from casemail.config import Settings, load_settings
 from casemail.db.engine import transaction
+from casemail.errors import AddressError, UnknownCase
+from casemail.intake.pipeline import Pipeline
 from casemail.runtime import Runtime
 
 REFUSED = (550, b"5.1.1 No such case: this reply address is not valid")
@@ -134,3 +136,25 @@ def test_a_signed_address_for_an_impossible_case_id_is_refused(
     huge = [signer.reply_address(n, Party.CUSTOMER)
             for n in (2**63 - 1, 2**63, 2**64, 36**20)]
     assert answers(port, huge) == [REFUSED] * len(huge)
+
+
+def test_only_a_case_seen_before_is_routed_without_the_database(
+        runtime: Runtime) -> None:
+    """The event loop routes a recipient itself only when no database
+    is needed; a case it has not seen goes to ``route``, which checks."""
+    [case] = open_cases(runtime, 1)
+    pipeline = Pipeline(runtime)
+    address = runtime.signer.reply_address(case, Party.CUSTOMER)
+    unseen = runtime.signer.reply_address(case + 1, Party.CUSTOMER)
+
+    assert pipeline.known_route(address) is None
+    assert pipeline.known_route(unseen) is None
+    assert pipeline.route(address).case_id == case
+    assert pipeline.known_route(address) == pipeline.route(address)
+    with pytest.raises(UnknownCase):
+        pipeline.route(unseen)
+    assert pipeline.known_route(unseen) is None  # a refusal is not kept
+    ours = runtime.settings.reply_domain
+    assert pipeline.known_route(f"postmaster@{ours}") is not None
+    with pytest.raises(AddressError):
+        pipeline.known_route(f"case+x.c1zzzz@{ours}")

@@ -95,7 +95,8 @@ class Handler:
         if not postmaster and not self.rt.signer.is_ours(address):
             return self._invalid(session, replies.RELAY_DENIED)
         try:
-            route = await asyncio.to_thread(self.pipeline.route, address)
+            route = self.pipeline.known_route(address) \
+                or await asyncio.to_thread(self.pipeline.route, address)
         except Exception as exc:
             answer = replies.for_error(exc, where="RCPT")
             log.info("RCPT %s from %s: %s", _mask(address), _peer(session),
