@@ -4,16 +4,19 @@ One process of ours runs Python on one core at a time, whatever its
 threads; a machine with more cores takes more mail with more processes
 (``listener.workers``). The parent binds the listening sockets, then
 forks the workers: each builds its own runtime after the fork (database
-connections must not cross it) and serves every socket, and the kernel
-gives each new connection to whichever worker is waiting in ``accept``
-— a worker busy with a mail is not, so the idle one takes it.
+connections must not cross it) and serves listening sockets of its own
+on the shared ports, over which the kernel spreads new connections
+(``intake.listener.bind_sockets``).
 
 The parent does nothing else: it passes SIGTERM and SIGINT on to the
 workers, starts a worker again if one dies, and returns once all have
 stopped. Each worker stops as ``serve`` always does, finishing the mail
 in flight, so a stop loses nothing. On SQLite the workers take turns to
-write (``db.engine.SQLiteWriter``); on PostgreSQL they are simply several
-instances sharing one database, which casemail is built for.
+write (``db.engine.SQLiteWriter``), and each turn starts by reading
+again what the other wrote, so on SQLite more workers seldom take more
+mail (the benchmark in the README measured fewer); on PostgreSQL they
+are simply several instances sharing one database, which casemail is
+built for.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""``casemail serve --workers 2``: two processes on one listening socket.
+"""``casemail serve --workers 2``: two processes on one listening port.
 
-Mail sent over eight connections at once is filed once each; a worker
+Mail sent over eight connections at once is filed once each; a burst of
+sessions is spread over both workers; a worker
 that dies is started again and the socket keeps answering; SIGTERM to
 the parent stops every worker and exits 0. On SQLite this is also the
 test that two processes take turns to write without losing a mail.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -135,3 +137,50 @@ def test_workers_that_fail_at_start_are_not_started_again() -> None:
     done = subprocess.run([sys.executable, "-c", program], timeout=30,
                           capture_output=True, text=True)
     assert done.returncode == 1, done.stderr
+
+
+def sockets_of(pid: int) -> int:
+    """How many sockets ``pid`` holds open."""
+    count = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            count += os.readlink(fd).startswith("socket:")
+        except FileNotFoundError:  # closed while we looked
+            continue
+    return count
+
+
+def test_a_burst_of_sessions_is_spread_over_the_workers(
+        runtime: Runtime, tmp_path: Path) -> None:
+    # A mail server opens its sessions in a burst. The burst arrives
+    # while no worker runs, so that whichever would wake first could
+    # take every waiting connection for itself; each must get a share.
+    port = free_port()
+    server = Served(serve_env(runtime.settings, port), port,
+                    tmp_path / "serve.log", "--no-deliver", "--workers", "2")
+    with server:
+        assert server.pid is not None
+        assert wait_for(lambda: len(workers_of(server.pid)) == 2), \
+            server.tail()
+        workers = sorted(workers_of(server.pid))
+        before = {pid: sockets_of(pid) for pid in workers}
+        for pid in workers:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            burst = [socket.create_connection(("127.0.0.1", port), 5)
+                     for _ in range(16)]
+        finally:
+            for pid in workers:
+                os.kill(pid, signal.SIGCONT)
+        try:
+            def taken() -> dict[int, int]:
+                return {pid: sockets_of(pid) - before[pid]
+                        for pid in workers}
+            assert wait_for(lambda: sum(taken().values()) >= 16), taken()
+            for conn in burst:  # every session is greeted
+                assert conn.recv(3) == b"220"
+            assert all(n > 0 for n in taken().values()), taken()
+        finally:
+            for conn in burst:
+                conn.close()
+        assert server.terminate() == 0, server.tail()

@@ -100,17 +100,22 @@ def _serve_workers(count: int) -> int:
     """casemail as ``serve --workers`` runs it: the socket bound here,
     the mail taken by ``count`` forked processes."""
     from casemail.config import load_settings
-    from casemail.intake.listener import bind_sockets
+    from casemail.intake.listener import (
+        bind_sockets,
+        close_all,
+        for_worker,
+    )
     from casemail.workers import run_workers
 
     settings = load_settings(None, listener={"port": 0})
-    sockets = bind_sockets(settings.listener)
-    print(f"PORT {sockets.smtp.getsockname()[1]}", flush=True)
+    each = bind_sockets(settings.listener, count)
+    print(f"PORT {each[0].smtp.getsockname()[1]}", flush=True)
 
     def work(n: int) -> int:
-        asyncio.run(_serve("casemail", sockets))
+        asyncio.run(_serve("casemail", for_worker(each, n)))
         return 0
-    return run_workers(count, work, on_stop=sockets.close)
+
+    return run_workers(count, work, on_stop=lambda: close_all(each))
 
 
 def main(argv: list[str]) -> int:

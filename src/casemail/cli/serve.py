@@ -78,14 +78,18 @@ def _run_workers(runtime: Any, workers: int,
                  args: argparse.Namespace) -> int:
     """Bind here, then serve from ``workers`` forked processes; only the
     first delivers and sweeps (the others would only queue behind it)."""
-    from casemail.intake.listener import bind_sockets
+    from casemail.intake.listener import (
+        bind_sockets,
+        close_all,
+        for_worker,
+    )
     from casemail.runtime import build_runtime
     from casemail.workers import run_workers
 
     settings = runtime.settings  # with the signing keys made, if new
     runtime.close()  # no connection may cross the fork
     try:
-        sockets = bind_sockets(settings.listener)
+        each = bind_sockets(settings.listener, workers)
     except OSError as exc:
         raise _cannot_listen(settings.listener, exc) from exc
 
@@ -94,14 +98,14 @@ def _run_workers(runtime: Any, workers: int,
         try:
             asyncio.run(serve(child, deliver=n == 0 and not args.no_deliver,
                               sweep=n == 0 and not args.no_sweep,
-                              sockets=sockets))
+                              sockets=for_worker(each, n)))
         finally:
             child.close()
         return 0
 
     log.info("casemail serving SMTP on port %s with %s workers",
-             sockets.smtp.getsockname()[1], workers)
-    return run_workers(workers, work, on_stop=sockets.close)
+             each[0].smtp.getsockname()[1], workers)
+    return run_workers(workers, work, on_stop=lambda: close_all(each))
 
 
 def _cannot_listen(lst: Any, exc: BaseException) -> ConfigError:

@@ -216,7 +216,7 @@ def smtp_factory(runtime: Runtime, handler: Handler, *, lmtp: bool,
 @dataclass(frozen=True)
 class Sockets:
     """Listening sockets bound before the event loop runs, so that
-    several worker processes can serve the same ones."""
+    several worker processes can serve the same ports."""
 
     smtp: socket.socket
     lmtp: socket.socket | None = None
@@ -229,10 +229,29 @@ class Sockets:
                 sock.close()
 
 
-def bind_sockets(settings: ListenerSettings) -> Sockets:
-    """Bind what ``settings`` names, as ``start_listeners`` would."""
-    def tcp(port: int) -> socket.socket:
-        return socket.create_server((settings.host, port), backlog=512)
+def bind_sockets(settings: ListenerSettings, workers: int = 1
+                 ) -> list[Sockets]:
+    """Bind what ``settings`` names, as ``start_listeners`` would: one
+    set of sockets for each of ``workers`` processes.
+
+    Several workers each get TCP sockets of their own on the same ports
+    (SO_REUSEPORT), and the kernel spreads new connections over them.
+    On one shared socket, a worker that wakes for a new connection takes
+    every connection waiting (asyncio accepts them in a loop), so a mail
+    server opening a burst of sessions would find them all in one worker
+    and the others idle. The unix socket is shared: local delivery opens
+    few sessions.
+    """
+    spread = workers > 1
+
+    def tcp(port: int, *, first: bool = False) -> socket.socket:
+        if spread and first and port:
+            # SO_REUSEPORT would also join a port that another program of
+            # this user already listens on with it: make sure the port is
+            # free, as a single socket would.
+            socket.create_server((settings.host, port)).close()
+        return socket.create_server((settings.host, port), backlog=512,
+                                    reuse_port=spread)
 
     unix = None
     if settings.lmtp_socket is not None:
@@ -241,8 +260,39 @@ def bind_sockets(settings: ListenerSettings) -> Sockets:
         unix.bind(str(settings.lmtp_socket))
         unix.listen(512)
         _open_to_the_mta(settings)
-    lmtp = tcp(settings.lmtp_port) if settings.lmtp_port is not None else None
-    return Sockets(tcp(settings.port), lmtp, unix)
+    first_smtp = tcp(settings.port, first=True)
+    first_lmtp = (tcp(settings.lmtp_port, first=True)
+                  if settings.lmtp_port is not None else None)
+    each = [Sockets(first_smtp, first_lmtp, unix)]
+    for _ in range(1, workers):  # on the ports the first one got
+        each.append(Sockets(
+            tcp(_port(first_smtp)),
+            tcp(_port(first_lmtp)) if first_lmtp is not None else None,
+            unix))
+    return each
+
+
+def for_worker(each: list[Sockets], n: int) -> Sockets:
+    """Worker ``n``'s sockets; the other workers' TCP sockets, inherited
+    at the fork, are closed in this process, so that connections the
+    kernel gives them never wait on a worker that does not serve them."""
+    mine = each[n]
+    for k, other in enumerate(each):
+        if k != n:
+            for sock in (other.smtp, other.lmtp):
+                if sock is not None:
+                    sock.close()
+    return mine
+
+
+def close_all(each: list[Sockets]) -> None:
+    """Close every worker's sockets in this process (the parent's stop)."""
+    for sockets in each:
+        sockets.close()
+
+
+def _port(sock: socket.socket) -> int:
+    return int(sock.getsockname()[1])
 
 
 def _open_to_the_mta(settings: ListenerSettings) -> None:
