@@ -201,6 +201,11 @@ def _casemail(backend: Backend, kind: str) -> ServerProcess:
     env = dbs.env_for(backend.db, backend.data_dir)
     # The client opens all its sessions from one address.
     env["CASEMAIL_LISTENER__MAX_CONNECTIONS_PER_CLIENT"] = "1000"
+    if kind == "casemail" and backend.db.name == "postgres":
+        # As it is deployed on a machine with several cores: one process
+        # per core (``serve --workers 0``). On SQLite one process, which
+        # measured more mail than two (README).
+        env["CASEMAIL_LISTENER__WORKERS"] = "0"
     return ServerProcess(kind, env=env,
                          log_file=backend.data_dir / f"{kind}.log")
 
