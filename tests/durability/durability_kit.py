@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
@@ -302,3 +304,41 @@ class Served:
             self._launcher.stdin.close()  # type: ignore[union-attr]
             self._launcher.wait(START_TIMEOUT)
             self._launcher.stdout.close()  # type: ignore[union-attr]
+
+
+def workers_of(pid: int) -> set[int]:
+    """The live child processes of ``pid``."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    alive = set()
+    for child in map(int, children):
+        try:
+            state = Path(f"/proc/{child}/stat").read_text()
+        except FileNotFoundError:
+            continue
+        if state.rsplit(")", 1)[1].split()[0] != "Z":
+            alive.add(child)
+    return alive
+
+
+def wait_for(check: object, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return True
+        time.sleep(0.05)  # polling processes we do not own the events of
+    return False
+
+
+@contextmanager
+def two_workers(runtime: Runtime, tmp_path: Path
+                ) -> Iterator[tuple[Served, int]]:
+    """``casemail serve --workers 2`` on a port of its own, once both
+    workers run; stopped (if still running) on the way out."""
+    port = free_port()
+    server = Served(serve_env(runtime.settings, port), port,
+                    tmp_path / "serve.log", "--no-deliver", "--workers", "2")
+    with server:
+        assert server.pid is not None
+        assert wait_for(lambda: len(workers_of(server.pid)) == 2), \
+            server.tail()
+        yield server, port

@@ -15,20 +15,19 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 from durability_kit import (
     Letter,
-    Served,
     customer,
-    free_port,
     make_mail,
     message_counts,
     open_cases,
     reply_address,
     send_once,
-    serve_env,
+    two_workers,
+    wait_for,
+    workers_of,
 )
 
 from casemail.addresses import Party
@@ -36,29 +35,6 @@ from casemail.runtime import Runtime
 
 SENDERS = 8
 EACH = 10
-
-
-def workers_of(pid: int) -> set[int]:
-    """The live child processes of ``pid``."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    alive = set()
-    for child in map(int, children):
-        try:
-            state = Path(f"/proc/{child}/stat").read_text()
-        except FileNotFoundError:
-            continue
-        if state.rsplit(")", 1)[1].split()[0] != "Z":
-            alive.add(child)
-    return alive
-
-
-def wait_for(check: object, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return True
-        time.sleep(0.05)  # polling processes we do not own the events of
-    return False
 
 
 def letters_for(rt: Runtime, cases: list[int], label: str,
@@ -97,13 +73,8 @@ def send_all(port: int, letters: list[Letter]) -> dict[str, int]:
 def test_two_workers_file_every_mail_once_and_survive_a_dead_worker(
         runtime: Runtime, db_url: str, tmp_path: Path) -> None:
     cases = open_cases(runtime, 4)
-    port = free_port()
-    server = Served(serve_env(runtime.settings, port), port,
-                    tmp_path / "serve.log", "--no-deliver", "--workers", "2")
-    with server:
+    with two_workers(runtime, tmp_path) as (server, port):
         assert server.pid is not None
-        assert wait_for(lambda: len(workers_of(server.pid)) == 2), \
-            server.tail()
         first = letters_for(runtime, cases, "both", SENDERS * EACH)
         answers = send_all(port, first)
         assert set(answers.values()) == {250}, server.tail()
@@ -155,13 +126,8 @@ def test_a_burst_of_sessions_is_spread_over_the_workers(
     # A mail server opens its sessions in a burst. The burst arrives
     # while no worker runs, so that whichever would wake first could
     # take every waiting connection for itself; each must get a share.
-    port = free_port()
-    server = Served(serve_env(runtime.settings, port), port,
-                    tmp_path / "serve.log", "--no-deliver", "--workers", "2")
-    with server:
+    with two_workers(runtime, tmp_path) as (server, port):
         assert server.pid is not None
-        assert wait_for(lambda: len(workers_of(server.pid)) == 2), \
-            server.tail()
         workers = sorted(workers_of(server.pid))
         before = {pid: sockets_of(pid) for pid in workers}
         for pid in workers:

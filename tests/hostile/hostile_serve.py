@@ -43,6 +43,7 @@ from durability_kit import (  # noqa: E402
     send_once,
     serve_env,
     tiny_png,
+    two_workers,
 )
 from e2e_gateway import GatewayThread  # noqa: E402
 
@@ -54,8 +55,8 @@ __all__ = [
     "customer", "deliver", "free_port", "gateway_port", "held_database",
     "listening", "listening_in", "make_mail", "message_counts",
     "open_cases", "owner_of", "reply_address", "rows_of", "send_once",
-    "serve_command", "serve_env", "start_serve", "tiny_png", "wait_for",
-    "workers_of",
+    "serve_command", "serve_env", "start_serve", "tiny_png", "two_workers",
+    "wait_for", "workers_of",
 ]
 
 # How long a test waits for something another process does before it

@@ -42,6 +42,7 @@ from hostile_serve import (
     serve_command,
     serve_env,
     start_serve,
+    two_workers,
     wait_for,
     workers_of,
 )
@@ -136,13 +137,8 @@ def test_mail_in_flight_survives_a_killed_worker_and_a_stopped_parent(
     cases = open_cases(runtime, 2)
     first, second, third = (letter(runtime, cases[n % 2], n, "inflight")
                             for n in range(3))
-    port = free_port()
-    server = Served(serve_env(runtime.settings, port), port,
-                    tmp_path / "serve.log", "--no-deliver", "--workers", "2")
-    with server:
+    with two_workers(runtime, tmp_path) as (server, port):
         assert server.pid is not None
-        assert wait_for(lambda: len(workers_of(server.pid)) == 2), \
-            server.tail()
         before = rows_of(runtime)
 
         # A worker dies with the mail it is filing.
