@@ -160,12 +160,17 @@ def run_intake(plan: Plan, workdir: Path, pg_url: str | None) -> list[Cell]:
     that a burst of other work on the machine hits them all alike."""
     names = ["sqlite"] + (["postgres"] if pg_url else [])
     cells: list[Cell] = []
-    with ExitStack() as stack:
-        backends = [_prepare(stack, name, workdir, pg_url or "", plan)
-                    for name in names]
-        for run in range(1, plan.runs + 1):
-            for size in plan.sizes:
-                for sessions in plan.sessions:
+    for run in range(1, plan.runs + 1):
+        for size in plan.sizes:
+            for sessions in plan.sessions:
+                # Fresh databases for every cell: each starts from the same
+                # state, not from what the cells before it wrote (the
+                # merchants' notifications of the last hour, which every
+                # new notification counts, would grow from cell to cell).
+                with ExitStack() as stack:
+                    backends = [_prepare(stack, name, workdir,
+                                         pg_url or "", plan)
+                                for name in names]
                     cells += _one_round(plan, backends, size, sessions,
                                         workdir, run)
     return cells
