@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from casemail.addresses import Party, Signer
@@ -24,6 +25,11 @@ from casemail.outbound.compose import Composer
 from casemail.outbound.outbox import queue_mail
 
 log = logging.getLogger(__name__)
+
+
+_AUTO_REPLY_SENT = select(m.Event.id).where(
+    m.Event.case_id == bindparam("case_id"),
+    m.Event.kind == "auto_reply_sent").limit(1)
 
 
 class Notifier:
@@ -64,7 +70,12 @@ class Notifier:
 
     def auto_reply(self, s: Session, case: m.Case) -> None:
         """The store's auto-reply, once per case (RFC 3834 5: auto-replied)."""
-        if any(e.kind == "auto_reply_sent" for e in case.events):
+        # Asked of the database, not of ``case.events``: a list loaded
+        # earlier in the transaction misses entries written since
+        # (``db.rows`` writes them past the session).
+        sent = s.connection().execute(_AUTO_REPLY_SENT,
+                                      {"case_id": case.id}).first()
+        if sent is not None:
             return
         row = self._customer(s, case, "auto_reply",
                              auto_submitted="auto-replied")

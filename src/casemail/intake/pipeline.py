@@ -175,6 +175,10 @@ class Pipeline:
                     outcomes.append(self._file(
                         f.raw, f.envelope, f.route, f.reading, key, False,
                         whole, new=True))
+                # Changes still pending (a case's, an outbox row's) go to
+                # the database here, so that a value it refuses undoes
+                # this attempt instead of failing the commit for all.
+                s.flush()
             except Exception as exc:
                 s.rollback()
                 if isinstance(exc, DBAPIError) and _database_away(exc):

@@ -1,0 +1,119 @@
+"""What the database refuses only at the end of a batch, and what one
+transaction asks twice.
+
+A bounce whose diagnostic text PostgreSQL cannot hold (an SES notice
+whose JSON says ``\\u0000``) changes its outbox row in the session,
+written only when the batch is flushed: that mail alone is quarantined
+and answered 250, like a mail filed on its own, and the good mail of its
+batch is filed, instead of the whole batch hearing 451 on every retry.
+
+The store's auto-reply goes out once per case even when one transaction
+asks for it twice: the check reads the timeline as written, not a list
+of it loaded before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from hostile_serve import (
+    Letter,
+    customer,
+    gateway_port,
+    message_counts,
+    open_cases,
+    send_once,
+)
+from sqlalchemy import select
+# Its settings fixture too: the same gateway, attacked further.
+from test_batch_at_once_hostile import (
+    first_outbox,
+    reply,
+    ses_bounce,
+    settings,  # noqa: F401 (a fixture, used by name)
+)
+
+from casemail.addresses import Party
+from casemail.cases.content import Content
+from casemail.db import models as m
+from casemail.db.engine import transaction
+from casemail.intake.pipeline import Pipeline
+from casemail.runtime import Runtime
+
+NUL_DIAGNOSTIC = "smtp; 550 5.1.1 mailbox gone\u0000 (relay said so)"
+
+
+def postgres_only(db_url: str) -> None:
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite holds a NUL in text; PostgreSQL refuses it")
+
+
+def test_a_bounce_postgres_cannot_hold_does_not_fail_its_batch(
+        runtime: Runtime, db_url: str) -> None:
+    postgres_only(db_url)
+    a, b = open_cases(runtime, 2)
+    pipeline = Pipeline(runtime)
+    good = reply(runtime, pipeline, a, Party.CUSTOMER, customer(0),
+                 "<good@c>", "The key works now, thanks.")
+    poison = ses_bounce(runtime, pipeline, first_outbox(runtime, b),
+                        NUL_DIAGNOSTIC, "<sns-nul@ses>")
+
+    outcomes = pipeline.process_batch([good, poison])
+    # Filed on its own, the same mail is kept (quarantined) and answered
+    # 250: the batch must do no worse.
+    alone = pipeline.process(poison.raw, poison.envelope, poison.route,
+                             poison.reading)
+    assert alone.reply.startswith("250"), alone
+
+    # The good mail must not pay for the other one.
+    assert outcomes[0].status == "filed", outcomes
+    assert outcomes[1].reply.startswith("250"), outcomes
+    assert message_counts(runtime).get("<good@c>") == 1
+
+
+@pytest.fixture
+def port(runtime: Runtime) -> Iterator[int]:
+    with gateway_port(runtime) as number:
+        yield number
+
+
+def test_a_bounce_postgres_cannot_hold_gets_a_final_answer_over_smtp(
+        runtime: Runtime, db_url: str, port: int) -> None:
+    postgres_only(db_url)
+    [case] = open_cases(runtime, 1)
+    pipeline = Pipeline(runtime)
+    poison = ses_bounce(runtime, pipeline, first_outbox(runtime, case),
+                        NUL_DIAGNOSTIC, "<sns-nul@ses>")
+    letter = Letter("<sns-nul@ses>", "", poison.envelope.recipient,
+                    poison.raw)
+    # A sending server retries a 451; each retry must not get it again.
+    answers = [send_once(port, letter) for _ in range(3)]
+    assert answers[-1][0] == 250, answers
+    with runtime.sessions() as s:
+        kept = list(s.scalars(select(m.RawMail.status)))
+    assert kept, "the bounce was never kept"
+
+
+def test_the_auto_reply_goes_out_once_per_case_within_a_transaction(
+        runtime: Runtime) -> None:
+    with transaction(runtime.sessions) as s:
+        s.add(m.Store(slug="quiet", name="Quiet Keys",
+                      sender_address="help@quiet.example",
+                      created_at=runtime.clock.now(),
+                      auto_reply_enabled=True,
+                      auto_reply_text="We answer within a day."))
+    with transaction(runtime.sessions) as s:
+        case = runtime.service.open_case(
+            s, store_slug="quiet", order_ref="Q-1",
+            customer_address="ada@customer.example", customer_name="Ada",
+            subject="Key missing",
+            content=Content.typed("No key yet.", source="api"))
+        # A second trigger in the same transaction.
+        runtime.service.mail.auto_reply(s, case)
+        case_id = case.id
+    with runtime.sessions() as s:
+        sent = [o.template for o in s.scalars(
+            select(m.Outbox).where(m.Outbox.case_id == case_id))]
+    assert sent.count("auto_reply") == 1, sent
+
