@@ -253,6 +253,11 @@ def bind_sockets(settings: ListenerSettings, workers: int = 1
         return socket.create_server((settings.host, port), backlog=512,
                                     reuse_port=spread)
 
+    # The ports first: one held by a gateway already running refuses
+    # this start before its unix socket's path is taken over.
+    first_smtp = tcp(settings.port, first=True)
+    first_lmtp = (tcp(settings.lmtp_port, first=True)
+                  if settings.lmtp_port is not None else None)
     unix = None
     if settings.lmtp_socket is not None:
         settings.lmtp_socket.unlink(missing_ok=True)
@@ -260,9 +265,6 @@ def bind_sockets(settings: ListenerSettings, workers: int = 1
         unix.bind(str(settings.lmtp_socket))
         unix.listen(512)
         _open_to_the_mta(settings)
-    first_smtp = tcp(settings.port, first=True)
-    first_lmtp = (tcp(settings.lmtp_port, first=True)
-                  if settings.lmtp_port is not None else None)
     each = [Sockets(first_smtp, first_lmtp, unix)]
     for _ in range(1, workers):  # on the ports the first one got
         each.append(Sockets(
