@@ -1,5 +1,5 @@
-"""What the database refuses only at the end of a batch, and what one
-transaction asks twice.
+"""What the database refuses only at the end of a batch, what one
+transaction asks twice, and what arrives at a bounce address.
 
 A bounce whose diagnostic text PostgreSQL cannot hold (an SES notice
 whose JSON says ``\\u0000``) changes its outbox row in the session,
@@ -10,6 +10,10 @@ batch is filed, instead of the whole batch hearing 451 on every retry.
 The store's auto-reply goes out once per case even when one transaction
 asks for it twice: the check reads the timeline as written, not a list
 of it loaded before.
+
+An auto-reply at a notification's bounce address (auto-responders answer
+the Return-Path) is recorded, and is no bounce: the notification and the
+customer's reachability stay as they were.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from hostile_serve import (
 from sqlalchemy import select
 # Its settings fixture too: the same gateway, attacked further.
 from test_batch_at_once_hostile import (
+    MERCHANT,
+    filing,
     first_outbox,
     reply,
     ses_bounce,
@@ -117,3 +123,51 @@ def test_the_auto_reply_goes_out_once_per_case_within_a_transaction(
             select(m.Outbox).where(m.Outbox.case_id == case_id))]
     assert sent.count("auto_reply") == 1, sent
 
+
+
+def test_an_auto_reply_at_the_bounce_address_is_no_bounce(
+        runtime: Runtime) -> None:
+    # Auto-responders answer the Return-Path (RFC 3834 4): our
+    # notification's bounce address. An out-of-office reply there says
+    # nothing about delivery and must not make the customer unreachable.
+    [case] = open_cases(runtime, 1)
+    with transaction(runtime.sessions) as s:
+        runtime.service.add_message(
+            s, runtime.service.lock_case(s, case), party=Party.MERCHANT,
+            author_address=MERCHANT,
+            content=Content.typed("Sent again.", source="api"))
+    with runtime.sessions() as s:
+        outbox = s.scalars(select(m.Outbox).where(
+            m.Outbox.case_id == case, m.Outbox.party == "customer")
+            .order_by(m.Outbox.id.desc())).first()
+        assert outbox is not None
+    pipeline = Pipeline(runtime)
+    ooo = (f"From: {customer(0)}\r\nTo: {outbox.envelope_from}\r\n"
+           "Subject: Out of office: Re: Plugin licence\r\n"
+           "Auto-Submitted: auto-replied\r\nMessage-ID: <ooo@c.example>\r\n"
+           "Date: Mon, 02 Mar 2026 10:00:00 +0000\r\n\r\n"
+           "I am away until Monday.\r\n").encode()
+    [outcome] = pipeline.process_batch([filing(
+        runtime, pipeline, outbox.envelope_from, ooo, "")])
+
+    assert (outcome.status, outcome.reply[:3]) == ("ignored", "250")
+    with runtime.sessions() as s:
+        row = s.get(m.Outbox, outbox.id)
+        kept = s.get(m.Case, case)
+        assert row is not None and kept is not None
+        assert row.status == outbox.status != "bounced"
+        assert not kept.customer_unreachable
+        kinds = [e.kind for e in s.scalars(select(m.Event).where(
+            m.Event.case_id == case).order_by(m.Event.id))]
+    assert kinds[-1] == "automated"
+
+    # A real report at the same address still counts as a bounce.
+    [bounced] = pipeline.process_batch([ses_bounce(
+        runtime, pipeline, outbox, "smtp; 550 5.1.1 no such user",
+        "<sns-1@ses>")])
+    assert bounced.status == "ignored"
+    with runtime.sessions() as s:
+        row = s.get(m.Outbox, outbox.id)
+        kept = s.get(m.Case, case)
+        assert row is not None and row.status == "bounced"
+        assert kept is not None and kept.customer_unreachable

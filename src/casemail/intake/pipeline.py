@@ -58,7 +58,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from casemail.addresses import Party
 from casemail.cases.content import Content
 from casemail.cases.threading import Route, find_thread, route_recipient
-from casemail.classify import Verdict, classify
+from casemail.classify import BOUNCE, Verdict, classify
 from casemail.db import models as m
 from casemail.db.engine import transaction, writer_lock
 from casemail.db.rows import update_row
@@ -320,12 +320,34 @@ class Pipeline:
                 # Signed by us, yet unknown: nothing to attach it to.
                 return "ignored", replies.RECORDED, None
             return None
+        if report is None and reading.verdict.kind != BOUNCE:
+            # At the bounce address, yet no delivery report: an
+            # auto-responder answering the Return-Path, as RFC 3834 4
+            # tells it to, or a person's slip. It says nothing about
+            # delivery, so the mail stays as it was: on the timeline only.
+            return self._at_bounce_address(s, outbox, reading, content)
         content.kind = "bounce" if content.kind == "human" else content.kind
         self.rt.service.record_bounce(
             s, outbox, status=(report.status or "") if report else "",
             diagnostic=(report.diagnostic or "") if report else "",
             permanent=report.permanent if report else True, content=content)
         return "ignored", replies.RECORDED, outbox.case_id
+
+    def _at_bounce_address(self, s: Session, outbox: m.Outbox,
+                           reading: Reading, content: Content
+                           ) -> tuple[str, str, int | None]:
+        if outbox.case_id is None:
+            return "ignored", replies.RECORDED, None
+        service = self.rt.service
+        case = service.lock_case(s, outbox.case_id)
+        sender = reading.mail.sender
+        service.record_automated(s, case, party=Party(outbox.party),
+                                 author_address=sender.address if sender
+                                 else "", content=content)
+        log.info("%s at the bounce address of outbox %s, no report: "
+                 "recorded (%s)", reading.mail.message_id, outbox.id,
+                 reading.verdict.kind)
+        return "ignored", replies.RECORDED, case.id
 
     # -- when applying fails ------------------------------------------------
 
