@@ -125,22 +125,39 @@ def test_the_auto_reply_goes_out_once_per_case_within_a_transaction(
 
 
 
+def answered_case(rt: Runtime) -> tuple[int, m.Outbox]:
+    """A case the merchant answered, and that answer's mail to the
+    customer (whose bounce address the tests write to)."""
+    [case] = open_cases(rt, 1)
+    with transaction(rt.sessions) as s:
+        rt.service.add_message(
+            s, rt.service.lock_case(s, case), party=Party.MERCHANT,
+            author_address=MERCHANT,
+            content=Content.typed("Sent again.", source="api"))
+    with rt.sessions() as s:
+        outbox = s.scalars(select(m.Outbox).where(
+            m.Outbox.case_id == case, m.Outbox.party == "customer")
+            .order_by(m.Outbox.id.desc())).first()
+        assert outbox is not None
+        return case, outbox
+
+
+def delivery_state(rt: Runtime, case: int,
+                   outbox: m.Outbox) -> tuple[str, bool]:
+    """The mail's status, and whether the customer counts as unreachable."""
+    with rt.sessions() as s:
+        row = s.get(m.Outbox, outbox.id)
+        kept = s.get(m.Case, case)
+        assert row is not None and kept is not None
+        return row.status, kept.customer_unreachable
+
+
 def test_an_auto_reply_at_the_bounce_address_is_no_bounce(
         runtime: Runtime) -> None:
     # Auto-responders answer the Return-Path (RFC 3834 4): our
     # notification's bounce address. An out-of-office reply there says
     # nothing about delivery and must not make the customer unreachable.
-    [case] = open_cases(runtime, 1)
-    with transaction(runtime.sessions) as s:
-        runtime.service.add_message(
-            s, runtime.service.lock_case(s, case), party=Party.MERCHANT,
-            author_address=MERCHANT,
-            content=Content.typed("Sent again.", source="api"))
-    with runtime.sessions() as s:
-        outbox = s.scalars(select(m.Outbox).where(
-            m.Outbox.case_id == case, m.Outbox.party == "customer")
-            .order_by(m.Outbox.id.desc())).first()
-        assert outbox is not None
+    case, outbox = answered_case(runtime)
     pipeline = Pipeline(runtime)
     ooo = (f"From: {customer(0)}\r\nTo: {outbox.envelope_from}\r\n"
            "Subject: Out of office: Re: Plugin licence\r\n"
@@ -151,12 +168,8 @@ def test_an_auto_reply_at_the_bounce_address_is_no_bounce(
         runtime, pipeline, outbox.envelope_from, ooo, "")])
 
     assert (outcome.status, outcome.reply[:3]) == ("ignored", "250")
+    assert delivery_state(runtime, case, outbox) == ("queued", False)
     with runtime.sessions() as s:
-        row = s.get(m.Outbox, outbox.id)
-        kept = s.get(m.Case, case)
-        assert row is not None and kept is not None
-        assert row.status == outbox.status != "bounced"
-        assert not kept.customer_unreachable
         kinds = [e.kind for e in s.scalars(select(m.Event).where(
             m.Event.case_id == case).order_by(m.Event.id))]
     assert kinds[-1] == "automated"
@@ -166,8 +179,26 @@ def test_an_auto_reply_at_the_bounce_address_is_no_bounce(
         runtime, pipeline, outbox, "smtp; 550 5.1.1 no such user",
         "<sns-1@ses>")])
     assert bounced.status == "ignored"
-    with runtime.sessions() as s:
-        row = s.get(m.Outbox, outbox.id)
-        kept = s.get(m.Case, case)
-        assert row is not None and row.status == "bounced"
-        assert kept is not None and kept.customer_unreachable
+    assert delivery_state(runtime, case, outbox) == ("bounced", True)
+
+
+def test_a_complaint_at_the_bounce_address_still_stops_the_mail(
+        runtime: Runtime) -> None:
+    # A feedback report (RFC 5965) carries no delivery report for us to
+    # read, but a recipient who marked our mail as spam must get no more.
+    case, outbox = answered_case(runtime)
+    pipeline = Pipeline(runtime)
+    arf = (f"From: fbl@isp.example\r\nTo: {outbox.envelope_from}\r\n"
+           "Subject: Complaint\r\nMessage-ID: <fbl-1@isp.example>\r\n"
+           "Date: Mon, 02 Mar 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n"
+           "Content-Type: multipart/report; report-type=feedback-report;"
+           " boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n"
+           "A user marked this as spam.\r\n--b\r\n"
+           "Content-Type: message/feedback-report\r\n\r\n"
+           "Feedback-Type: abuse\r\nUser-Agent: ISP-FBL/1.0\r\n"
+           "Version: 1\r\n--b--\r\n").encode()
+    [outcome] = pipeline.process_batch([filing(
+        runtime, pipeline, outbox.envelope_from, arf, "")])
+
+    assert outcome.status == "ignored"
+    assert delivery_state(runtime, case, outbox) == ("bounced", True)

@@ -58,7 +58,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from casemail.addresses import Party
 from casemail.cases.content import Content
 from casemail.cases.threading import Route, find_thread, route_recipient
-from casemail.classify import BOUNCE, Verdict, classify
+from casemail.classify import BOUNCE, FEEDBACK_REPORT, Verdict, classify
 from casemail.db import models as m
 from casemail.db.engine import transaction, writer_lock
 from casemail.db.rows import update_row
@@ -320,8 +320,8 @@ class Pipeline:
                 # Signed by us, yet unknown: nothing to attach it to.
                 return "ignored", replies.RECORDED, None
             return None
-        if report is None and reading.verdict.kind != BOUNCE:
-            # At the bounce address, yet no delivery report: an
+        if report is None and reading.verdict.kind not in _ABOUT_DELIVERY:
+            # At the bounce address, yet no report of any kind: an
             # auto-responder answering the Return-Path, as RFC 3834 4
             # tells it to, or a person's slip. It says nothing about
             # delivery, so the mail stays as it was: on the timeline only.
@@ -476,6 +476,10 @@ class Pipeline:
 
 
 _KNOWN_CASES = 100_000
+# Kinds of mail that speak of a mail's delivery even when no report was
+# read out of them: a bounce, and a recipient's complaint (which, like a
+# permanent bounce, stops the mail to that address).
+_ABOUT_DELIVERY = frozenset({BOUNCE, FEEDBACK_REPORT})
 _CASE_EXISTS = select(m.Case.id).where(m.Case.id == bindparam("id"))
 
 
