@@ -6,6 +6,7 @@ has seen never turns a refusal into an acceptance or back.
 
 from __future__ import annotations
 
+import gc
 import smtplib
 from collections.abc import Iterator
 from pathlib import Path
@@ -158,3 +159,15 @@ def test_only_a_case_seen_before_is_routed_without_the_database(
     assert pipeline.known_route(f"postmaster@{ours}") is not None
     with pytest.raises(AddressError):
         pipeline.known_route(f"case+x.c1zzzz@{ours}")
+
+
+def test_what_the_gateway_built_at_start_is_left_out_of_the_collector(
+        runtime: Runtime) -> None:
+    """Full collections would walk every module, mapper and compiled
+    statement again and again, a pause for every waiting session each
+    time: what exists once the listener runs is frozen."""
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    with gateway_port(runtime):
+        assert gc.get_freeze_count() > 10_000
+    gc.unfreeze()

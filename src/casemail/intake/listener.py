@@ -15,6 +15,7 @@ system's permissions) neither.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import socket
 from collections.abc import Callable
@@ -352,6 +353,11 @@ async def start_listeners(
     for server in servers:
         for sock in server.sockets:
             log.info("listening on %s", sock.getsockname())
+    # What exists by now (modules, the runtime, SQLAlchemy's mappers and
+    # compiled statements) lives as long as the process: kept out of the
+    # collector's full passes, which would otherwise walk all of it again
+    # and again, each pass a pause for every session waiting.
+    gc.freeze()
     return servers
 
 
