@@ -41,12 +41,11 @@ import contextlib
 import functools
 import logging
 import traceback
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection
 from sqlalchemy.exc import (
     DBAPIError,
     IntegrityError,
@@ -57,14 +56,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from casemail.addresses import Party
 from casemail.cases.content import Content
-from casemail.cases.threading import Route, find_thread, route_recipient
-from casemail.classify import BOUNCE, FEEDBACK_REPORT, Verdict, classify
+from casemail.cases.threading import Route, find_thread
+from casemail.classify import Verdict, classify
 from casemail.db import models as m
 from casemail.db.engine import transaction, writer_lock
 from casemail.db.rows import update_row
 from casemail.errors import AddressError, MailRefused, UnknownCase
-from casemail.intake import rawstore, replies
+from casemail.intake import bounces, rawstore, replies
 from casemail.intake.rawstore import Envelope, idempotency_key
+from casemail.intake.routing import Router
 from casemail.mime.model import ReadMail
 from casemail.mime.reader import read_mail
 from casemail.runtime import Runtime
@@ -96,8 +96,7 @@ class Pipeline:
         self.rt = runtime
         # Reading and classifying stay outside it and run in parallel.
         self._one_writer = writer_lock(runtime.engine)
-        # Ids of cases seen to exist, oldest first (see ``route``).
-        self._known_cases: OrderedDict[int, None] = OrderedDict()
+        self.router = Router(runtime)
 
     def read(self, raw: bytes, mail_from: str | None) -> Reading:
         s = self.rt.settings
@@ -273,7 +272,8 @@ class Pipeline:
         content = Content.from_mail(mail, kind=verdict.kind,
                                     rules=verdict.rules, raw_mail_id=row.id)
         if route.kind == "bounce" or verdict.bounce is not None:
-            handled = self._apply_bounce(s, route, reading, content)
+            handled = bounces.apply(self.rt, s, route, reading.mail,
+                                    reading.verdict, content)
             if handled is not None:
                 return handled
         thread = find_thread(self.rt.signer, route, mail)
@@ -303,51 +303,6 @@ class Pipeline:
         service.add_message(s, case, party=thread.party, author_address=author,
                             author_name=name, content=content)
         return "filed", replies.ACCEPTED, case.id
-
-    def _apply_bounce(self, s: Session, route: Route, reading: Reading,
-                      content: Content) -> tuple[str, str, int | None] | None:
-        """A delivery report about one of our mails, found by VERP or by
-        the returned Message-ID; None when it names none of ours."""
-        report = reading.verdict.bounce
-        outbox = None
-        if route.kind == "bounce" and route.outbox_id is not None:
-            outbox = s.get(m.Outbox, route.outbox_id)
-        if outbox is None and report is not None and report.original_message_id:
-            outbox = s.scalars(select(m.Outbox).where(
-                m.Outbox.message_id == report.original_message_id)).first()
-        if outbox is None:
-            if route.kind == "bounce":
-                # Signed by us, yet unknown: nothing to attach it to.
-                return "ignored", replies.RECORDED, None
-            return None
-        if report is None and reading.verdict.kind not in _ABOUT_DELIVERY:
-            # At the bounce address, yet no report of any kind: an
-            # auto-responder answering the Return-Path, as RFC 3834 4
-            # tells it to, or a person's slip. It says nothing about
-            # delivery, so the mail stays as it was: on the timeline only.
-            return self._at_bounce_address(s, outbox, reading, content)
-        content.kind = "bounce" if content.kind == "human" else content.kind
-        self.rt.service.record_bounce(
-            s, outbox, status=(report.status or "") if report else "",
-            diagnostic=(report.diagnostic or "") if report else "",
-            permanent=report.permanent if report else True, content=content)
-        return "ignored", replies.RECORDED, outbox.case_id
-
-    def _at_bounce_address(self, s: Session, outbox: m.Outbox,
-                           reading: Reading, content: Content
-                           ) -> tuple[str, str, int | None]:
-        if outbox.case_id is None:
-            return "ignored", replies.RECORDED, None
-        service = self.rt.service
-        case = service.lock_case(s, outbox.case_id)
-        sender = reading.mail.sender
-        service.record_automated(s, case, party=Party(outbox.party),
-                                 author_address=sender.address if sender
-                                 else "", content=content)
-        log.info("%s at the bounce address of outbox %s, no report: "
-                 "recorded (%s)", reading.mail.message_id, outbox.id,
-                 reading.verdict.kind)
-        return "ignored", replies.RECORDED, case.id
 
     # -- when applying fails ------------------------------------------------
 
@@ -429,58 +384,14 @@ class Pipeline:
         return [self.reprocess(i, by_person=False) for i in ids]
 
     def route(self, recipient: str) -> Route:
-        """Where mail for ``recipient`` goes, its case checked to exist.
-
-        Raises ``AddressError`` for an address that is not ours and
-        ``UnknownCase`` for a valid reply address whose case is not in
-        this database: the same words either way, so a prober never
-        learns which it was.
-        """
-        route, known = self._routed(recipient)
-        if not known:
-            # Read-only sessions: on SQLite they never queue for the
-            # write lock. A plain statement on their connection: loading
-            # the whole case would cost more than this check is worth.
-            with self.rt.read_sessions() as s:
-                if s.connection().execute(
-                        _CASE_EXISTS, {"id": route.case_id}).first() is None:
-                    raise UnknownCase("no such case")
-            # Cases are never deleted: one seen once exists for good.
-            # Bounded, dropping the oldest, so a gateway that lives
-            # for years does not keep every id it ever saw. Checks run
-            # in several threads: popitem is one step, and two of them
-            # racing for the last entry only drop one more.
-            if len(self._known_cases) >= _KNOWN_CASES:
-                with contextlib.suppress(KeyError):
-                    self._known_cases.popitem(last=False)
-            self._known_cases[route.case_id] = None
-        return route
+        """Where mail for ``recipient`` goes (``Router.route``)."""
+        return self.router.route(recipient)
 
     def known_route(self, recipient: str) -> Route | None:
-        """``route`` when it needs no database: the postmaster, a bounce
-        address, a case seen before. None when the case must be looked
-        up; raises as ``route`` does for an address that is not ours.
-
-        Cheap enough for the event loop, which so spares most mails a
-        trip to a worker thread at RCPT."""
-        route, known = self._routed(recipient)
-        return route if known else None
-
-    def _routed(self, recipient: str) -> tuple[Route, bool]:
-        """The route, and whether it holds without asking the database."""
-        if rawstore.for_postmaster(recipient, self.rt.settings.reply_domain):
-            return Route(rawstore.POSTMASTER), True
-        route = route_recipient(self.rt.signer, recipient)
-        return route, (route.kind != "reply"
-                       or route.case_id in self._known_cases)
+        """The route when no database is needed (``Router.known_route``)."""
+        return self.router.known_route(recipient)
 
 
-_KNOWN_CASES = 100_000
-# Kinds of mail that speak of a mail's delivery even when no report was
-# read out of them: a bounce, and a recipient's complaint (which, like a
-# permanent bounce, stops the mail to that address).
-_ABOUT_DELIVERY = frozenset({BOUNCE, FEEDBACK_REPORT})
-_CASE_EXISTS = select(m.Case.id).where(m.Case.id == bindparam("id"))
 
 
 @dataclass(frozen=True)
