@@ -355,7 +355,7 @@ class CaseService:
     def _event(self, s: Session, case: m.Case, kind: str, party: Party | str,
                actor: str, **detail: object) -> None:
         timeline.record(s, self.clock, case, kind, str(party), actor,
-                               **detail)  # type: ignore[arg-type]
+                        **detail)  # type: ignore[arg-type]
 
 
 def _check_opening(order_ref: str, subject: str, customer_address: str,
