@@ -91,19 +91,20 @@ def _text_kind(sample: bytes, found: str) -> str:
 # What makes a file a web page too when a browser is handed it: the
 # whole tag name and the character after it, so that the binary data of
 # a photo or a PDF stream matches only by a chance of about one in a
-# million a file (for ``<svg``, the shortest).
-_ACTIVE = re.compile(
-    rb"<(html|script|svg|iframe)[\s/>]|javascript\s*:", re.I)
+# million a file (for ``<svg``, the shortest). Matched on lowered bytes:
+# a pattern that starts with one literal is found by a quick scan, where
+# the case-blind alternation stepped through every byte (15x slower).
+_ACTIVE_TAG = re.compile(rb"<(?:html|script|svg|iframe)[\s/>]")
+_ACTIVE_URL = re.compile(rb"javascript\s*:")
 
 
 def hides_markup(data: bytes) -> bool:
     """Whether a binary file also holds a web page or a script, at its
     start (where browsers sniff) or its end (where a page appended to a
     picture sits). Only those two 64 KB samples are read."""
-    if _ACTIVE.search(data[:SNIFF_BYTES]):
-        return True
     tail = data[max(SNIFF_BYTES, len(data) - SNIFF_BYTES):]
-    return bool(_ACTIVE.search(tail))
+    return any(_ACTIVE_TAG.search(low) or _ACTIVE_URL.search(low)
+               for low in (data[:SNIFF_BYTES].lower(), tail.lower()))
 
 
 def is_script(content_type: str) -> bool:
