@@ -339,8 +339,10 @@ class CaseService:
         rows = []
         for part in content.attachments:
             if part.kept:
-                # Written and synced before the commit that names it.
-                store_file(files_dir, part.data)
+                # Written and synced before the commit that names it;
+                # mail from the listener had it written while it was
+                # read (``Pipeline.read``), and this finds it there.
+                store_file(files_dir, part.data, part.sha256)
             rows.append(insert_row(
                 s, m.Attachment, message_id=message.id,
                 filename=part.filename[:500],

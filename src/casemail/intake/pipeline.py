@@ -43,7 +43,7 @@ import logging
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import (
@@ -65,6 +65,7 @@ from casemail.errors import AddressError, MailRefused, UnknownCase
 from casemail.intake import bounces, rawstore, replies
 from casemail.intake.rawstore import Envelope, idempotency_key
 from casemail.intake.routing import Router
+from casemail.mime.filestore import store_file
 from casemail.mime.model import ReadMail
 from casemail.mime.reader import read_mail
 from casemail.runtime import Runtime
@@ -104,7 +105,29 @@ class Pipeline:
                          max_attachments_total=s.max_attachments_total)
         verdict = classify(mail, envelope_from=mail_from,
                            own_domain=s.reply_domain)
+        self._write_files(mail)
         return Reading(mail, verdict)
+
+    def _write_files(self, mail: ReadMail) -> None:
+        """Write the files to keep now, outside the write lock: syncing
+        one to disk takes a few tenths of a millisecond that the mails
+        queued behind the lock would otherwise wait for. The transaction
+        finds them there (``store_file`` is content-addressed, once).
+
+        XXX: a file of a mail that is then not filed (no case, kept
+        before) stays on disk named by no attachment; nothing removes
+        such files yet."""
+        files_dir = self.rt.settings.files_dir
+        for part in mail.attachments:
+            if not part.kept:
+                continue
+            try:
+                store_file(files_dir, part.data, part.sha256)
+            except OSError as exc:
+                # Tried again inside the transaction, which then fails
+                # and keeps the mail in quarantine with the reason.
+                log.warning("%s: file %s not written yet: %s",
+                            mail.message_id, part.sha256[:12], exc)
 
     def process(self, raw: bytes, envelope: Envelope, route: Route,
                 reading: Reading | None = None, *,
@@ -170,9 +193,8 @@ class Pipeline:
                 for f in filings:
                     if f.reading is None:
                         raise _NotAtOnce("a mail could not be read")
-                    key = idempotency_key(f.raw, f.envelope.recipient)
                     outcomes.append(self._file(
-                        f.raw, f.envelope, f.route, f.reading, key, False,
+                        f.raw, f.envelope, f.route, f.reading, f.key, False,
                         whole, new=True))
                 # Changes still pending (a case's, an outbox row's) go to
                 # the database here, so that a value it refuses undoes
@@ -191,7 +213,7 @@ class Pipeline:
 
     def _settle(self, f: Filing, unit: Unit, by_person: bool, *,
                 in_batch: bool = False) -> Outcome:
-        key = idempotency_key(f.raw, f.envelope.recipient)
+        key = f.key
         reading = f.reading
         try:
             reading = reading or self.read(f.raw, f.envelope.mail_from)
@@ -402,6 +424,13 @@ class Filing:
     envelope: Envelope
     route: Route
     reading: Reading | None  # None: reading failed; read again, quarantine
+    # Hashed where the filing is made (a reading thread), not under the
+    # write lock.
+    key: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", idempotency_key(
+            self.raw, self.envelope.recipient))
 
 
 # Where one mail's work happens: a transaction of its own, or a

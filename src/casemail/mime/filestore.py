@@ -21,9 +21,12 @@ def path_for(files_dir: Path, sha256: str) -> Path:
     return Path(files_dir) / sha256[:2] / sha256[2:4] / sha256
 
 
-def store_file(files_dir: Path, data: bytes) -> str:
-    """Store ``data`` (once) and return its sha256 hex digest."""
-    digest = hashlib.sha256(data).hexdigest()
+def store_file(files_dir: Path, data: bytes, digest: str = "") -> str:
+    """Store ``data`` (once) and return its sha256 hex digest.
+
+    ``digest``: the sha256 already computed by whoever read the file (it
+    names the file, so a wrong one would misfile it: the reader's own)."""
+    digest = digest or hashlib.sha256(data).hexdigest()
     target = path_for(files_dir, digest)
     if target.exists() and target.stat().st_size == len(data):
         return digest
