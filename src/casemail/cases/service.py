@@ -50,11 +50,16 @@ _MESSAGE_EVENT = {
 # The case, locked, with its store and the store's team in the same round
 # trip: every message needs them (who may answer, whom to notify). Built
 # once, as every mail runs it.
+# PostgreSQL: FOR NO KEY UPDATE, the lock for changing a row's other
+# columns. It still keeps two writers of one case in turn, but not a
+# transaction that has only written a row naming the case (a raw mail,
+# which takes FOR KEY SHARE on it): with FOR UPDATE, two of those
+# waiting for each other's case lock would deadlock.
 _LOCK_CASE = (
     select(m.Case).where(m.Case.id == bindparam("case_id"))
     .options(joinedload(m.Case.store, innerjoin=True)
              .joinedload(m.Store.members))
-    .with_for_update(of=m.Case))
+    .with_for_update(of=m.Case, key_share=True))
 
 
 class CaseService:

@@ -270,11 +270,17 @@ class Pipeline:
                          earlier.id, earlier.status)
                 return Outcome("duplicate", replies.DUPLICATE,
                                earlier.case_id, earlier.id)
-            row = earlier or rawstore.keep(s, raw, env, key,
-                                           self.rt.clock.now())
+            # Nearly every new mail is filed in the case its address
+            # names: the row says so from the start, and is written
+            # again only when this mail turns out otherwise.
+            row = earlier or rawstore.keep(
+                s, raw, env, key, self.rt.clock.now(), status="filed",
+                outcome=replies.ACCEPTED[4:], case_id=route.case_id)
             status, reply, case_id = self._apply(s, row, route, reading)
-            update_row(s, row, status=status, outcome=reply[4:],
-                       case_id=case_id, error="")
+            final = {"status": status, "outcome": reply[4:],
+                     "case_id": case_id, "error": ""}
+            if any(getattr(row, k) != v for k, v in final.items()):
+                update_row(s, row, **final)
         log.info("%s case %s: %s (%s)", mail_id, case_id, status,
                  ",".join(reading.verdict.rules) or "human")
         return Outcome(status, reply, case_id, row.id)

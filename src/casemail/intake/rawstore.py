@@ -86,8 +86,14 @@ def exists(s: Session, key: str) -> bool:
 
 
 def keep(s: Session, raw: bytes, env: Envelope, key: str,
-         now: dt.datetime) -> m.RawMail:
-    """Write the raw mail in this transaction (``db.rows``: it has an id)."""
+         now: dt.datetime, *, status: str = "received", outcome: str = "",
+         case_id: int | None = None) -> m.RawMail:
+    """Write the raw mail in this transaction (``db.rows``: it has an id).
+
+    ``status``, ``outcome``, ``case_id``: what the caller expects this
+    transaction to make of it, written now so that, when it does, the
+    row needs no second statement (it commits with the rest or not at
+    all; the caller updates it when the outcome differs)."""
     late = s.get_bind().dialect.name == "sqlite" \
         and len(raw) >= WRITE_LATE_FROM
     row = insert_row(
@@ -95,7 +101,8 @@ def keep(s: Session, raw: bytes, env: Envelope, key: str,
         idem_key=key, sha256=hashlib.sha256(raw).hexdigest(),
         envelope_from=env.mail_from[:320], envelope_to=env.recipient[:320],
         peer=env.peer[:100], received_at=now, size=len(raw),
-        data=b"" if late else raw, status="received", attempts=0)
+        data=b"" if late else raw, status=status, outcome=outcome,
+        case_id=case_id, error="", attempts=0)
     if late:
         # What this session reads of the row is the mail, as stored.
         set_committed_value(row, "data", raw)
