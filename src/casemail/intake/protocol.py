@@ -13,10 +13,11 @@ What aiosmtpd leaves to us, added here and nowhere else:
   clock stops while we store a message, and the client hears ``421``
   before the connection closes (RFC 5321 4.5.3.2);
 - the line limit is the configured one, not aiosmtpd's 1001 bytes;
-- DATA is received into one buffer, unstuffed line by line as it
-  arrives (RFC 5321 4.5.2), instead of aiosmtpd's list of lines joined
-  at the end: a 25 MB mail then costs about its own size while it comes
-  in, not four times that (``smtp_DATA`` below);
+- DATA is received into one buffer, unstuffed as it arrives (RFC 5321
+  4.5.2), instead of aiosmtpd's list of lines joined at the end: a 25 MB
+  mail then costs about its own size while it comes in, not four times
+  that (``smtp_DATA`` below); and it is read in large pieces, not one
+  read per line, with the same content and answers (``_receive``);
 - every ``421`` closes the session after it is sent, as RFC 5321 3.8
   says it does (aiosmtpd leaves that to whoever words it);
 - a plain ``<local@domain>`` path in MAIL and RCPT is read by one
@@ -57,6 +58,8 @@ IDENT = "casemail"
 _TOO_MUCH = "552 Error: Too much mail data"
 _TOO_LONG = "500 Line too long (see RFC 5321 4.5.3.1.6)"
 _DATA_END = (_TOO_MUCH, "500 Line too long")
+# Bytes of short pieces of DATA gathered before they are counted.
+_TOGETHER = 64 * 1024
 
 
 # RFC 5321 4.1.2: a Path whose Mailbox is a Dot-string at a dot-atom
@@ -65,6 +68,32 @@ _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _DOT_ATOM = rf"{_ATEXT}(?:\.{_ATEXT})*"
 _PLAIN_PATH = re.compile(
     rf"[ \t]*<({_DOT_ATOM}@{_DOT_ATOM})>[ \t]*([^ \t].*|)\Z")
+
+
+def _first_refusal(lines: list[bytes], run: int, size: int,
+                   limit: int | None, longest: int) -> str | None:
+    """The refusal that reading line by line gives for the first line of
+    ``lines`` to pass a limit, or None.
+
+    ``lines`` is a piece split at CRLF: the first continues a line of
+    ``run`` bytes, the last is not finished yet; ``size`` counts the
+    whole lines before them.
+    """
+    for index in range(len(lines) - 1):
+        text = run + len(lines[index])
+        run = 0
+        # Without its CRLF over the limit, a line overruns the stream
+        # reader, which refuses it before its size is counted.
+        if text > longest:
+            return _TOO_LONG
+        size += text + 2
+        if limit and size > limit:
+            return _TOO_MUCH
+        if text + 2 > longest:
+            return _TOO_LONG
+    if run + len(lines[-1]) > longest:
+        return _TOO_LONG  # it will overrun, whatever comes after
+    return None
 
 
 class _Guarded(SMTP):
@@ -187,44 +216,95 @@ class _Guarded(SMTP):
 
         Lines end at CRLF only, as in aiosmtpd: a bare LF stays inside
         its line, and a line that begins after one is not unstuffed.
-        Once a limit is passed, the rest is read and dropped, so the
-        memory a refused message holds is a line at most. None for both
-        when the connection went away before the dot.
+        The data is read in pieces that end at the next ".\\r\\n" or hold
+        what the reader has, not a line at a time; lines are counted
+        in each piece, and the answer is the one line-by-line reading
+        gives. Once a limit is passed, the rest is read and dropped, so
+        the memory a refused message holds is a piece at most. None for
+        both when the connection went away before the dot.
         """
         # BytesIO, not bytearray: its getvalue() hands over the buffer
         # itself, where bytes(bytearray) would copy the whole mail once
         # more at the moment it is all in memory.
         mail: io.BytesIO | None = io.BytesIO()
         limit = self.data_size_limit
-        size = 0
+        longest = self.line_length_limit
+        size = 0  # the whole lines so far, as sent (still stuffed)
+        run = 0  # the line under way so far; 0 at the start of a line
+        # A CR that ended a piece may be half of a CRLF: it goes to the
+        # front of the next piece, so every CRLF is seen whole.
+        held = b""
+        waiting: list[bytes] = []  # pieces read but not yet counted
+        waiting_size = 0
         refusal: str | None = None
-        cut = False  # the last read was part of a line over the limit
         while self.transport is not None:
             try:
-                line = await self._reader.readuntil(b"\r\n")
+                piece = await self._reader.readuntil(b".\r\n")
+                found = True
             except asyncio.CancelledError:
                 log.info("%s: connection lost during DATA", self._client)
                 self._writer.close()
                 raise
             except asyncio.LimitOverrunError as over:
-                refusal = refusal or _TOO_LONG
-                line = await self._reader.read(over.consumed)
-            if not cut and line == b".\r\n":
-                break
-            cut = not line.endswith(b"\r\n")
-            size += len(line)
-            if refusal is None and limit and size > limit:
-                refusal = _TOO_MUCH
-            elif refusal is None and len(line) > self.line_length_limit:
-                refusal = _TOO_LONG
-            if refusal is not None:
-                mail = None
-                continue
-            assert mail is not None
-            if line.startswith(b"."):
-                mail.write(memoryview(line)[1:])
+                # No ".\r\n" within the reader's limit, or one beyond
+                # it: ``consumed`` bytes precede any that may yet begin,
+                # and are all in the buffer, so read() returns them.
+                piece = await self._reader.read(over.consumed)
+                found = False
+            if held:
+                piece, held = held + piece, b""
+            end = False
+            if found:
+                # The lone dot only where a line begins (what is waiting
+                # ends with a CRLF); anywhere else ".\r\n" ends a line.
+                end = piece.endswith(b"\r\n.\r\n") or (
+                    len(piece) == 3 and (run == 0 or bool(waiting)))
+                if end:
+                    piece = piece[:-3]
+                elif refusal is None and waiting_size < _TOGETHER:
+                    # Text has a dot at the end of many a line: such
+                    # pieces are short, and counted together.
+                    waiting.append(piece)
+                    waiting_size += len(piece)
+                    continue
+            elif piece.endswith(b"\r"):
+                held, piece = b"\r", piece[:-1]
+            if waiting:
+                waiting.append(piece)
+                piece = b"".join(waiting)
+                waiting, waiting_size = [], 0
+            if refusal is None:
+                lines = piece.split(b"\r\n")
+                tail = len(lines[-1])  # the line left unfinished
+                if len(lines) == 1:
+                    tail += run
+                    done = 0
+                else:
+                    done = run + len(piece) - tail  # lines ended here
+                # A bound first: only a piece that may pass a limit is
+                # gone through line by line.
+                if (limit and size + done > limit) \
+                        or run + max(map(len, lines)) + 2 > longest:
+                    refusal = _first_refusal(lines, run, size, limit,
+                                             longest)
+                size += done
+                if refusal is None:
+                    assert mail is not None
+                    # A stuffed dot starts a line: after each CRLF, and
+                    # at the front when the piece starts a line.
+                    kept = piece.replace(b"\r\n.", b"\r\n")
+                    if run == 0 and kept.startswith(b"."):
+                        mail.write(memoryview(kept)[1:])
+                    else:
+                        mail.write(kept)
+                else:
+                    mail = None
+                run = tail
             else:
-                mail.write(line)
+                crlf = piece.rfind(b"\r\n")
+                run = run + len(piece) if crlf < 0 else len(piece) - crlf - 2
+            if end:
+                break
         else:
             return None, None  # closed before the end: nothing to answer
         if mail is None:
