@@ -264,8 +264,20 @@ class Elided:
         return b"".join(out)
 
     def _split(self, text: str) -> list[str]:
-        # Text, number, text, number, ..., text.
-        return re.split(re.escape(self.mark) + r"(\d+)", text)
+        """Text, number, text, number, ..., text: what splitting at the
+        pattern mark-and-digits gives, without compiling a pattern for
+        every mail's mark (a tenth of a millisecond each)."""
+        first, *rest = text.split(self.mark)
+        out = [first]
+        for piece in rest:
+            digits = 0
+            while digits < len(piece) and piece[digits].isdecimal():
+                digits += 1
+            if digits:
+                out += [piece[:digits], piece[digits:]]
+            else:  # a mark with no number is no stand-in: text
+                out[-1] += self.mark + piece
+        return out
 
     def adopt(self, part: Message) -> None:
         """Give ``part`` back the text the parser would have seen,
