@@ -21,6 +21,7 @@ from casemail.cases.content import Content
 from casemail.db import models as m
 from casemail.db.engine import transaction
 from casemail.gateway import Gateway
+from casemail.intake import rawstore
 from casemail.runtime import Runtime
 
 T = TypeVar("T")
@@ -182,6 +183,15 @@ def open_case(rt: Runtime, *, slug: str = "northwind") -> int:
 
 def address(rt: Runtime, case_id: int, party: Party = Party.CUSTOMER) -> str:
     return rt.signer.reply_address(case_id, party)
+
+
+def kept(served: Served) -> list[bytes]:
+    """The raw mails the gateway kept, oldest first (a large one is read
+    from its file)."""
+    with served.rt.sessions() as s:
+        rows = s.query(m.RawMail).order_by(m.RawMail.id)
+        return [bytes(rawstore.data_of(row, served.rt.settings.files_dir))
+                for row in rows]
 
 
 def messages(rt: Runtime, case_id: int) -> list[str]:

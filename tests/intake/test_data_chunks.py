@@ -19,9 +19,16 @@ from collections.abc import Callable
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from intake_support import CUSTOMER, Served, Wire, address, mail, open_case
+from intake_support import (
+    CUSTOMER,
+    Served,
+    Wire,
+    address,
+    kept,
+    mail,
+    open_case,
+)
 
-from casemail.db import models as m
 
 LINE = 200  # max_line_length: a line with its CRLF may have this many bytes
 SIZE = 3000  # max_message_size, in bytes as sent (dot-stuffed)
@@ -64,13 +71,6 @@ def reading(sent: bytes, size_limit: int) -> bytes | str:
             return TOO_LONG
         kept.append((line[1:] if line.startswith(b".") else line) + b"\r\n")
     return b"".join(kept)
-
-
-def kept(served: Served) -> list[bytes]:
-    """The raw mails the gateway kept, oldest first."""
-    with served.rt.sessions() as s:
-        rows = s.query(m.RawMail).order_by(m.RawMail.id)
-        return [bytes(row.data) for row in rows]
 
 
 def opened(served: Served, to: str) -> Wire:

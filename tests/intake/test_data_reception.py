@@ -9,19 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from intake_support import CUSTOMER, Served, Wire, address, mail, open_case
+from intake_support import (
+    CUSTOMER,
+    Served,
+    Wire,
+    address,
+    kept,
+    mail,
+    open_case,
+)
 
-from casemail.db import models as m
 
 REFUSED_SIZE = ("552 5.3.4 Message is larger than the 3000 bytes this "
                 "server accepts")
-
-
-def kept(served: Served) -> list[bytes]:
-    """The raw mails the gateway kept, oldest first."""
-    with served.rt.sessions() as s:
-        rows = s.query(m.RawMail).order_by(m.RawMail.id)
-        return [bytes(row.data) for row in rows]
 
 
 def transaction(wire: Wire, to: str, lmtp: bool = False) -> None:

@@ -79,7 +79,8 @@ def run_list(args: argparse.Namespace) -> int:
 def run_postmaster(args: argparse.Namespace) -> int:
     with open_runtime(args) as rt, rt.sessions() as s:
         rows = [{"id": r.id, "received_at": r.received_at.isoformat(),
-                 "from": r.envelope_from, "subject": _subject(r.data)}
+                 "from": r.envelope_from, "subject": _subject(
+                     rawstore.data_of(r, rt.settings.files_dir))}
                 for r in rawstore.for_the_postmaster(s)]
     if args.json:
         print(to_json(rows))
@@ -99,7 +100,8 @@ def run_show(args: argparse.Namespace) -> int:
             raise CasemailError(f"no raw mail {args.id}")
         data = _summary(row, rt.settings.max_processing_attempts)
         data |= {"status": row.status, "error": row.error,
-                 "headers": _headers(row.data)}
+                 "headers": _headers(
+                     rawstore.data_of(row, rt.settings.files_dir))}
     if args.json:
         print(to_json(data))
         return 0

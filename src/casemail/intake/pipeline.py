@@ -90,6 +90,9 @@ class Reading:
 
     mail: ReadMail
     verdict: Verdict
+    # The sha256 of the raw mail when it was written as a file
+    # (``rawstore.store_in_file``), else "".
+    raw_file: str = ""
 
 
 class Pipeline:
@@ -106,13 +109,15 @@ class Pipeline:
         verdict = classify(mail, envelope_from=mail_from,
                            own_domain=s.reply_domain)
         self._write_files(mail)
-        return Reading(mail, verdict)
+        return Reading(mail, verdict,
+                       rawstore.store_in_file(s.files_dir, raw))
 
     def _write_files(self, mail: ReadMail) -> None:
         """Write the files to keep now, outside the write lock: syncing
         one to disk takes a few tenths of a millisecond that the mails
         queued behind the lock would otherwise wait for. The transaction
         finds them there (``store_file`` is content-addressed, once).
+        A large raw mail is written the same way (``rawstore``).
 
         XXX: a file of a mail that is then not filed (no case, kept
         before) stays on disk named by no attachment; nothing removes
@@ -275,7 +280,8 @@ class Pipeline:
             # again only when this mail turns out otherwise.
             row = earlier or rawstore.keep(
                 s, raw, env, key, self.rt.clock.now(), status="filed",
-                outcome=replies.ACCEPTED[4:], case_id=route.case_id)
+                outcome=replies.ACCEPTED[4:], case_id=route.case_id,
+                in_file=reading.raw_file)
             status, reply, case_id = self._apply(s, row, route, reading)
             final = {"status": status, "outcome": reply[4:],
                      "case_id": case_id, "error": ""}
@@ -391,7 +397,8 @@ class Pipeline:
             row = s.get(m.RawMail, raw_mail_id)
             if row is None:
                 raise UnknownCase(f"no raw mail {raw_mail_id}")
-            raw, env = row.data, rawstore.envelope_of(row)
+            raw = rawstore.data_of(row, self.rt.settings.files_dir)
+            env = rawstore.envelope_of(row)
         key = idempotency_key(raw, env.recipient)
         try:
             route = self.route(env.recipient)
