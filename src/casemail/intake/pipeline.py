@@ -72,6 +72,9 @@ from casemail.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
+# Times a batch is written when PostgreSQL breaks a deadlock with it.
+DEADLOCK_ATTEMPTS = 3
+
 __all__ = ["Envelope", "Filing", "Outcome", "Pipeline", "Reading",
            "failed_outcome", "idempotency_key"]
 
@@ -166,24 +169,48 @@ class Pipeline:
         When the database itself fails, nothing of the batch is kept and
         every mail is answered as failed, so each sender tries again."""
         with self._one_writer:
-            try:
+            for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
                 try:
-                    return self._all_at_once(filings)
-                except _NotAtOnce as why:
-                    # What that attempt logged was undone with it.
-                    log.info("batch undone, written again mail by mail "
-                             "(%s): %s", why, _mail_ids(filings))
-                with transaction(self.rt.sessions) as outer:
-                    unit = functools.partial(_savepoint, self.rt.sessions,
-                                             outer.connection())
-                    return [self._settle(f, unit, False, in_batch=True)
-                            for f in filings]
-            except Exception as exc:  # the commit, or the database, failed
-                error = exc.error if isinstance(exc, _BatchLost) else exc
-                log.error("a batch of %s mails was not kept (%s): %s",
-                          len(filings), type(error).__name__,
-                          _mail_ids(filings))
-                return [failed_outcome(error)] * len(filings)
+                    return self._write_batch(filings)
+                except Exception as exc:  # the commit, or the database
+                    error = exc.error if isinstance(exc, _BatchLost) else exc
+                    if _lost_a_deadlock(error) \
+                            and attempt < DEADLOCK_ATTEMPTS:
+                        # Nothing of it was kept: written again at once.
+                        log.warning("batch chosen as a deadlock victim, "
+                                    "written again: %s", _mail_ids(filings))
+                        continue
+                    log.error("a batch of %s mails was not kept (%s): %s",
+                              len(filings), type(error).__name__,
+                              _mail_ids(filings))
+                    return [failed_outcome(error)] * len(filings)
+        raise AssertionError("unreachable")
+
+    def _write_batch(self, filings: Sequence[Filing]) -> list[Outcome]:
+        try:
+            return self._all_at_once(filings)
+        except _NotAtOnce as why:
+            # What that attempt logged was undone with it.
+            log.info("batch undone, written again mail by mail (%s): %s",
+                     why, _mail_ids(filings))
+        with transaction(self.rt.sessions) as outer:
+            self._lock_cases(outer, filings)
+            unit = functools.partial(_savepoint, self.rt.sessions,
+                                     outer.connection())
+            return [self._settle(f, unit, False, in_batch=True)
+                    for f in filings]
+
+    def _lock_cases(self, s: Session, filings: Sequence[Filing]) -> None:
+        """The cases the batch's mails name (by their address, or by
+        the references they answer), locked in one order
+        (``CaseService.lock_cases_in_order``)."""
+        ids = []
+        for f in filings:
+            if f.reading is not None:
+                thread = find_thread(self.rt.signer, f.route, f.reading.mail)
+                if thread is not None:
+                    ids.append(thread.case_id)
+        self.rt.service.lock_cases_in_order(s, ids)
 
     def _all_at_once(self, filings: Sequence[Filing]) -> list[Outcome]:
         """The batch in one session, each mail taken as new and filed.
@@ -195,6 +222,7 @@ class Pipeline:
             s.begin()
             whole = functools.partial(contextlib.nullcontext, s)
             try:
+                self._lock_cases(s, filings)
                 for f in filings:
                     if f.reading is None:
                         raise _NotAtOnce("a mail could not be read")
@@ -472,6 +500,16 @@ def _savepoint(sessions: sessionmaker[Session],
     with sessions(bind=conn, join_transaction_mode="create_savepoint") \
             as session, session.begin():
         yield session
+
+
+def _lost_a_deadlock(error: Exception) -> bool:
+    """Whether PostgreSQL undid the transaction to break a deadlock or a
+    serialization conflict (SQLSTATE class 40): worth one more go.
+    Cases are locked in one order, but a bounce's case is known only
+    once its report is read, and other writers (the sweep, the API)
+    lock a case of their own first."""
+    code = getattr(getattr(error, "orig", None), "sqlstate", None) or ""
+    return isinstance(error, DBAPIError) and code.startswith("40")
 
 
 def _database_away(exc: DBAPIError) -> bool:
