@@ -43,26 +43,30 @@ import logging
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import (
-    DBAPIError,
-    IntegrityError,
-    InterfaceError,
-    OperationalError,
-)
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from casemail.addresses import Party
 from casemail.cases.content import Content
 from casemail.cases.threading import Route, find_thread
-from casemail.classify import Verdict, classify
+from casemail.classify import classify
 from casemail.db import models as m
 from casemail.db.engine import transaction, writer_lock
 from casemail.db.rows import update_row
 from casemail.errors import AddressError, MailRefused, UnknownCase
 from casemail.intake import bounces, rawstore, replies
+from casemail.intake.filing import (
+    Filing,
+    Outcome,
+    Reading,
+    database_away,
+    failed_outcome,
+    lost_a_deadlock,
+    mail_id,
+    mail_ids,
+)
 from casemail.intake.rawstore import Envelope, idempotency_key
 from casemail.intake.routing import Router
 from casemail.mime.filestore import store_file
@@ -77,25 +81,6 @@ DEADLOCK_ATTEMPTS = 3
 
 __all__ = ["Envelope", "Filing", "Outcome", "Pipeline", "Reading",
            "failed_outcome", "idempotency_key"]
-
-
-@dataclass(frozen=True)
-class Outcome:
-    status: str
-    reply: str
-    case_id: int | None = None
-    raw_mail_id: int | None = None
-
-
-@dataclass
-class Reading:
-    """One mail read and classified once, shared by all its recipients."""
-
-    mail: ReadMail
-    verdict: Verdict
-    # The sha256 of the raw mail when it was written as a file
-    # (``rawstore.store_in_file``), else "".
-    raw_file: str = ""
 
 
 class Pipeline:
@@ -174,15 +159,15 @@ class Pipeline:
                     return self._write_batch(filings)
                 except Exception as exc:  # the commit, or the database
                     error = exc.error if isinstance(exc, _BatchLost) else exc
-                    if _lost_a_deadlock(error) \
+                    if lost_a_deadlock(error) \
                             and attempt < DEADLOCK_ATTEMPTS:
                         # Nothing of it was kept: written again at once.
                         log.warning("batch chosen as a deadlock victim, "
-                                    "written again: %s", _mail_ids(filings))
+                                    "written again: %s", mail_ids(filings))
                         continue
                     log.error("a batch of %s mails was not kept (%s): %s",
                               len(filings), type(error).__name__,
-                              _mail_ids(filings))
+                              mail_ids(filings))
                     return [failed_outcome(error)] * len(filings)
         raise AssertionError("unreachable")
 
@@ -192,7 +177,7 @@ class Pipeline:
         except _NotAtOnce as why:
             # What that attempt logged was undone with it.
             log.info("batch undone, written again mail by mail (%s): %s",
-                     why, _mail_ids(filings))
+                     why, mail_ids(filings))
         with transaction(self.rt.sessions) as outer:
             self._lock_cases(outer, filings)
             unit = functools.partial(_savepoint, self.rt.sessions,
@@ -235,7 +220,7 @@ class Pipeline:
                 s.flush()
             except Exception as exc:
                 s.rollback()
-                if isinstance(exc, DBAPIError) and _database_away(exc):
+                if isinstance(exc, DBAPIError) and database_away(exc):
                     raise _BatchLost(exc) from exc
                 raise _NotAtOnce(f"{type(exc).__name__}: {exc}") from exc
             s.commit()
@@ -258,7 +243,7 @@ class Pipeline:
             return self._after_conflict(f.raw, f.envelope, key, reading,
                                         exc, unit, in_batch)
         except DBAPIError as exc:
-            if _database_away(exc):
+            if database_away(exc):
                 # Nothing was kept: the sender keeps the mail and tries
                 # again. In a batch the whole transaction is in doubt, so
                 # all of it goes (``process_batch``).
@@ -295,11 +280,11 @@ class Pipeline:
     def _file(self, raw: bytes, env: Envelope, route: Route, reading: Reading,
               key: str, by_person: bool, unit: Unit, *,
               new: bool = False) -> Outcome:
-        mail_id = reading.mail.message_id
+        mid = reading.mail.message_id
         with unit() as s:
             earlier = None if new else rawstore.find(s, key, lock=True)
             if earlier is not None and not self._again(earlier, by_person):
-                log.info("%s duplicate of raw mail %s (%s)", mail_id,
+                log.info("%s duplicate of raw mail %s (%s)", mid,
                          earlier.id, earlier.status)
                 return Outcome("duplicate", replies.DUPLICATE,
                                earlier.case_id, earlier.id)
@@ -315,7 +300,7 @@ class Pipeline:
                      "case_id": case_id, "error": ""}
             if any(getattr(row, k) != v for k, v in final.items()):
                 update_row(s, row, **final)
-        log.info("%s case %s: %s (%s)", mail_id, case_id, status,
+        log.info("%s case %s: %s (%s)", mid, case_id, status,
                  ",".join(reading.verdict.rules) or "human")
         return Outcome(status, reply, case_id, row.id)
 
@@ -378,12 +363,12 @@ class Pipeline:
             with unit() as s:
                 found = rawstore.exists(s, key)
         except DBAPIError as again:
-            if _database_away(again):
+            if database_away(again):
                 raise _BatchLost(again) from again
             return failed_outcome(again)
         if found:
             log.info("%s filed meanwhile by another instance",
-                     _mail_id(reading))
+                     mail_id(reading))
             return Outcome("duplicate", replies.DUPLICATE)
         return self._quarantine(raw, env, key, reading, exc, unit, in_batch)
 
@@ -392,7 +377,7 @@ class Pipeline:
                     unit: Unit | None = None,
                     in_batch: bool = False) -> Outcome:
         error = "".join(traceback.format_exception_only(exc)).strip()
-        log.error("%s quarantined: %s", _mail_id(reading), error,
+        log.error("%s quarantined: %s", mail_id(reading), error,
                   exc_info=exc)
         try:
             with (unit or self._own_transaction)() as s:
@@ -402,12 +387,12 @@ class Pipeline:
                 rawstore.mark_quarantined(row, error)
         except Exception as again:  # cannot even keep it: the sender must
             if in_batch and isinstance(again, DBAPIError) \
-                    and _database_away(again):
+                    and database_away(again):
                 raise _BatchLost(again) from again
             return failed_outcome(again)
         if row.attempts >= self.rt.settings.max_processing_attempts:
             log.warning("%s failed %s times: left for a person (raw mail "
-                        "%s)", _mail_id(reading), row.attempts, row.id)
+                        "%s)", mail_id(reading), row.attempts, row.id)
         return Outcome("quarantined", replies.QUARANTINED, row.case_id,
                        row.id)
 
@@ -457,23 +442,6 @@ class Pipeline:
 
 
 
-@dataclass(frozen=True)
-class Filing:
-    """One mail for one recipient, read once, waiting to be filed."""
-
-    raw: bytes
-    envelope: Envelope
-    route: Route
-    reading: Reading | None  # None: reading failed; read again, quarantine
-    # Hashed where the filing is made (a reading thread), not under the
-    # write lock.
-    key: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "key", idempotency_key(
-            self.raw, self.envelope.recipient))
-
-
 # Where one mail's work happens: a transaction of its own, or a
 # savepoint in a batch's transaction.
 Unit = Callable[[], AbstractContextManager[Session]]
@@ -500,36 +468,3 @@ def _savepoint(sessions: sessionmaker[Session],
     with sessions(bind=conn, join_transaction_mode="create_savepoint") \
             as session, session.begin():
         yield session
-
-
-def _lost_a_deadlock(error: Exception) -> bool:
-    """Whether PostgreSQL undid the transaction to break a deadlock or a
-    serialization conflict (SQLSTATE class 40): worth one more go.
-    Cases are locked in one order, but a bounce's case is known only
-    once its report is read, and other writers (the sweep, the API)
-    lock a case of their own first."""
-    code = getattr(getattr(error, "orig", None), "sqlstate", None) or ""
-    return isinstance(error, DBAPIError) and code.startswith("40")
-
-
-def _database_away(exc: DBAPIError) -> bool:
-    """Whether the database itself failed (gone, locked, out of space,
-    a deadlock), as opposed to refusing one statement's values: after
-    the first, nothing of the transaction can be trusted."""
-    return exc.connection_invalidated or isinstance(
-        exc, (OperationalError, InterfaceError))
-
-
-def failed_outcome(error: Exception) -> Outcome:
-    """Nothing was kept: the sender is told to try again."""
-    return Outcome("failed", replies.for_error(error, where="DATA"))
-
-
-def _mail_ids(filings: Sequence[Filing]) -> str:
-    return " ".join(_mail_id(f.reading) for f in filings)
-
-
-def _mail_id(reading: Reading | None) -> str:
-    if reading is None:
-        return "(unread mail)"
-    return reading.mail.message_id or "(no Message-ID)"
