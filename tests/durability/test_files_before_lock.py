@@ -25,7 +25,8 @@ def test_a_file_is_on_disk_once_read_and_named_once_filed(
                     png="error.png")
     pipeline = Pipeline(runtime)
 
-    reading = pipeline.read(raw, customer(0))
+    route = pipeline.route(to)
+    reading = pipeline.read(raw, customer(0), [route])
     [part] = reading.mail.attachments
     assert part.kept
     stored = path_for(runtime.settings.files_dir, part.sha256)
@@ -34,8 +35,8 @@ def test_a_file_is_on_disk_once_read_and_named_once_filed(
     with runtime.sessions() as s:
         assert s.scalar(select(func.count()).select_from(m.RawMail)) == 0
 
-    outcome = pipeline.process(raw, Envelope(customer(0), to),
-                               pipeline.route(to), reading)
+    outcome = pipeline.process(raw, Envelope(customer(0), to), route,
+                               reading)
     assert outcome.status == "filed"
     with runtime.sessions() as s:
         [row] = s.scalars(select(m.Attachment)).all()

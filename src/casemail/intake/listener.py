@@ -155,11 +155,12 @@ class Handler:
         mail_from = envelope.mail_from or ""
         if mail_from == "<>":
             mail_from = ""
+        routes = _routes(envelope)
         try:
-            reading = self.pipeline.read(raw, mail_from)
+            reading = self.pipeline.read(
+                raw, mail_from, [routes[r] for r in envelope.rcpt_tos])
         except Exception:  # the pipeline reads again and quarantines
             reading = None
-        routes = _routes(envelope)
         return [Filing(raw, Envelope(mail_from, rcpt, peer), routes[rcpt],
                        reading) for rcpt in envelope.rcpt_tos]
 

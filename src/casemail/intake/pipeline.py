@@ -90,15 +90,31 @@ class Pipeline:
         self._one_writer = writer_lock(runtime.engine)
         self.router = Router(runtime)
 
-    def read(self, raw: bytes, mail_from: str | None) -> Reading:
+    def read(self, raw: bytes, mail_from: str | None,
+             routes: Sequence[Route] = ()) -> Reading:
+        """Read and classify the mail once, for all its recipients
+        (``routes``, where each goes)."""
         s = self.rt.settings
         mail = read_mail(raw, max_attachment_size=s.max_attachment_size,
                          max_attachments_total=s.max_attachments_total)
         verdict = classify(mail, envelope_from=mail_from,
                            own_domain=s.reply_domain)
-        self._write_files(mail)
-        return Reading(mail, verdict,
-                       rawstore.store_in_file(s.files_dir, raw))
+        raw_file = ""
+        if self._bound_for_a_case(routes, mail):
+            self._write_files(mail)
+            raw_file = rawstore.store_in_file(s.files_dir, raw)
+        return Reading(mail, verdict, raw_file)
+
+    def _bound_for_a_case(self, routes: Sequence[Route],
+                          mail: ReadMail) -> bool:
+        """Whether a recipient's address, or the references the mail
+        answers, name a case: the mail will then nearly always be filed
+        (or held, or recorded), naming its files. Mail for no case
+        (refused with 550), for the postmaster or to a bounce address
+        has its files written by the transaction, if at all, so that a
+        stranger's mail leaves nothing on disk."""
+        return any(find_thread(self.rt.signer, route, mail) is not None
+                   for route in routes)
 
     def _write_files(self, mail: ReadMail) -> None:
         """Write the files to keep now, outside the write lock: syncing
@@ -107,9 +123,10 @@ class Pipeline:
         finds them there (``store_file`` is content-addressed, once).
         A large raw mail is written the same way (``rawstore``).
 
-        XXX: a file of a mail that is then not filed (no case, kept
-        before) stays on disk named by no attachment; nothing removes
-        such files yet."""
+        XXX: a mail bound for a case that is then not filed after all
+        (its case gone between RCPT and DATA, an operator's reprocess
+        that refuses it) leaves its files on disk named by nothing;
+        nothing removes such files yet."""
         files_dir = self.rt.settings.files_dir
         for part in mail.attachments:
             if not part.kept:
@@ -131,7 +148,7 @@ class Pipeline:
         so a quarantined mail is applied again even past the limit.
         """
         try:
-            reading = reading or self.read(raw, envelope.mail_from)
+            reading = reading or self.read(raw, envelope.mail_from, [route])
         except Exception:
             reading = None  # read again below, and quarantined
         filing = Filing(raw, envelope, route, reading)
@@ -234,7 +251,8 @@ class Pipeline:
         key = f.key
         reading = f.reading
         try:
-            reading = reading or self.read(f.raw, f.envelope.mail_from)
+            reading = reading or self.read(f.raw, f.envelope.mail_from,
+                                           [f.route])
             return self._file_once(f.raw, f.envelope, f.route, reading, key,
                                    by_person, unit)
         except MailRefused as exc:
