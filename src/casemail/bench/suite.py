@@ -37,13 +37,14 @@ PROFILES = {
     # The targets' own load (8 connections) and one beside it; a 10 MB
     # big mail (the ratio to its size is what counts).
     "quick": Profile(intake.Plan(sessions=(1, 8), seconds=1.0, runs=1,
-                                 pipe_max_sessions=1, cases=32),
+                                 warm_seconds=0.5, pipe_max_sessions=1,
+                                 cases=32),
                      big_mb=10, outbound_mails=500,
                      sweep_totals=(10_000, 50_000), sweep_due=50),
     # Two cells on one database: a mail repeated across cells would be
     # filed once, and the smoke test would see it.
     "smoke": Profile(intake.Plan(sizes=("2k",), sessions=(1, 2), seconds=0.3,
-                                 pipe_mails_per_session=1,
+                                 warm_seconds=0.0, pipe_mails_per_session=1,
                                  pipe_max_sessions=2, runs=1, cases=3),
                      big_mb=1, outbound_mails=20, sweep_totals=(60, 120),
                      sweep_due=10),
