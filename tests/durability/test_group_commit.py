@@ -136,6 +136,31 @@ def test_a_clean_batch_is_written_without_a_savepoint_per_mail(
     assert after["outbox"] - before["outbox"] == 3
 
 
+def test_a_batch_loads_all_its_cases_in_one_statement(
+        runtime: Runtime) -> None:
+    # Each mail needs its case, locked, with the store's team: asked for
+    # one by one, that is a round trip per mail on top of the batch's
+    # ordered locks. One statement loads and locks them all.
+    pipeline = Pipeline(runtime)
+    filings = plain_replies(runtime, pipeline, open_cases(runtime, 4), "l")
+    reads: list[str] = []
+
+    def seen(conn, cursor, statement, params, context, many):  # type: ignore[no-untyped-def]
+        words = " ".join(statement.split()).upper()
+        if words.startswith("SELECT") and " FROM CASES" in words:
+            reads.append(words)
+    event.listen(runtime.engine, "before_cursor_execute", seen)
+    try:
+        outcomes = pipeline.process_batch(filings)
+    finally:
+        event.remove(runtime.engine, "before_cursor_execute", seen)
+
+    assert [o.status for o in outcomes] == ["filed"] * 4
+    assert len(reads) == 1, reads
+    if runtime.engine.dialect.name == "postgresql":
+        assert "FOR NO KEY UPDATE OF CASES" in reads[0]
+
+
 def test_replies_to_one_case_in_one_batch_each_move_it_in_turn(
         runtime: Runtime) -> None:
     # The merchant answered: the case waits for the customer. Two of the
