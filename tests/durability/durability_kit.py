@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, event, func, select
 
 from casemail.addresses import Party
 from casemail.cases.content import Content
@@ -32,6 +32,20 @@ from casemail.runtime import Runtime
 MERCHANT = "desk@nordlicht-audio.example"
 # How long a child process may take to start, or to stop after SIGTERM.
 START_TIMEOUT = 20.0
+
+
+@contextmanager
+def statements_sent(engine: Engine) -> Iterator[list[str]]:
+    """Every statement the engine sends meanwhile, each on one line."""
+    sent: list[str] = []
+
+    def seen(conn, cursor, statement, params, context, many):  # type: ignore[no-untyped-def]
+        sent.append(" ".join(statement.split()))
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
 
 
 def free_port() -> int:

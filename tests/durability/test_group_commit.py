@@ -22,8 +22,9 @@ from durability_kit import (
     message_counts,
     open_cases,
     reply_address,
+    statements_sent,
 )
-from sqlalchemy import create_engine, event, func, select
+from sqlalchemy import create_engine, func, select
 
 from casemail.addresses import Party
 from casemail.cases.content import Content
@@ -117,16 +118,10 @@ def test_a_clean_batch_is_written_without_a_savepoint_per_mail(
     pipeline = Pipeline(runtime)
     filings = plain_replies(runtime, pipeline, open_cases(runtime, 3), "s")
     before = counts(runtime)
-    statements: list[str] = []
-
-    def seen(conn, cursor, statement, params, context, many):  # type: ignore[no-untyped-def]
-        statements.append(statement.split()[0].upper())
-    event.listen(runtime.engine, "before_cursor_execute", seen)
-    try:
-        with caplog.at_level(logging.INFO, logger="casemail.intake.pipeline"):
-            outcomes = pipeline.process_batch(filings)
-    finally:
-        event.remove(runtime.engine, "before_cursor_execute", seen)
+    with statements_sent(runtime.engine) as sent, \
+            caplog.at_level(logging.INFO, logger="casemail.intake.pipeline"):
+        outcomes = pipeline.process_batch(filings)
+    statements = [s.split()[0].upper() for s in sent]
 
     assert [o.status for o in outcomes] == ["filed"] * 3
     assert "SAVEPOINT" not in statements
@@ -143,17 +138,10 @@ def test_a_batch_loads_all_its_cases_in_one_statement(
     # ordered locks. One statement loads and locks them all.
     pipeline = Pipeline(runtime)
     filings = plain_replies(runtime, pipeline, open_cases(runtime, 4), "l")
-    reads: list[str] = []
-
-    def seen(conn, cursor, statement, params, context, many):  # type: ignore[no-untyped-def]
-        words = " ".join(statement.split()).upper()
-        if words.startswith("SELECT") and " FROM CASES" in words:
-            reads.append(words)
-    event.listen(runtime.engine, "before_cursor_execute", seen)
-    try:
+    with statements_sent(runtime.engine) as sent:
         outcomes = pipeline.process_batch(filings)
-    finally:
-        event.remove(runtime.engine, "before_cursor_execute", seen)
+    reads = [s.upper() for s in sent if s.upper().startswith("SELECT")
+             and " FROM CASES" in s.upper()]
 
     assert [o.status for o in outcomes] == ["filed"] * 4
     assert len(reads) == 1, reads
