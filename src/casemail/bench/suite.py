@@ -1,7 +1,7 @@
 """The whole benchmark in one run, in one of three sizes.
 
-``full`` (the default, about ten minutes on two cores) is what the README
-table comes from; ``quick`` (about 90 seconds) is for a look after a
+``full`` (the default, about eight minutes on two cores) is what the
+README table comes from; ``quick`` (about a minute) is for a look after a
 change; ``smoke`` (seconds) only proves that every part still runs, for
 the test suite.
 """

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="measure throughput, latency, memory")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true",
-                      help="one short run of each part (about 90 seconds)")
+                      help="one short run of each part (about a minute)")
     size.add_argument("--smoke", action="store_true",
                       help="the tiniest run, only to see that it works")
     p.add_argument("--runs", type=int,
