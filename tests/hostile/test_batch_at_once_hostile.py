@@ -20,14 +20,12 @@ from __future__ import annotations
 import json
 import smtplib
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hostile_serve import (
     customer,
-    gateway_port,
     make_mail,
     message_counts,
     open_cases,
@@ -312,12 +310,6 @@ def test_sqlite_out_of_room_mid_batch_keeps_nothing_and_the_retry_files_once(
 
 
 # -- RCPT routed on the event loop -------------------------------------------
-
-
-@pytest.fixture
-def port(runtime: Runtime) -> Iterator[int]:
-    with gateway_port(runtime) as number:
-        yield number
 
 
 def test_spellings_of_a_known_case_postmaster_and_verp_are_filed_once(

@@ -18,13 +18,11 @@ customer's reachability stay as they were.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 
 import pytest
 from hostile_serve import (
     Letter,
     customer,
-    gateway_port,
     message_counts,
     open_cases,
     send_once,
@@ -76,12 +74,6 @@ def test_a_bounce_postgres_cannot_hold_does_not_fail_its_batch(
     assert outcomes[0].status == "filed", outcomes
     assert outcomes[1].reply.startswith("250"), outcomes
     assert message_counts(runtime).get("<good@c>") == 1
-
-
-@pytest.fixture
-def port(runtime: Runtime) -> Iterator[int]:
-    with gateway_port(runtime) as number:
-        yield number
 
 
 def test_a_bounce_postgres_cannot_hold_gets_a_final_answer_over_smtp(

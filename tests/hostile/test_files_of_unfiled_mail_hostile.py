@@ -18,11 +18,10 @@ from __future__ import annotations
 import base64
 import struct
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hostile_serve import Letter, gateway_port, make_mail, send_once, tiny_png
+from hostile_serve import Letter, make_mail, send_once, tiny_png
 from sqlalchemy import func, select
 
 from casemail.config import Settings, load_settings
@@ -36,12 +35,6 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
         None, data_dir=tmp_path / "var", database_url=db_url,
         signing_keys={"1": "hostile-unfiled-files-key-0123456789"},
         listener={"host": "127.0.0.1", "port": 0})
-
-
-@pytest.fixture
-def port(runtime: Runtime) -> Iterator[int]:
-    with gateway_port(runtime) as number:
-        yield number
 
 
 def png(n: int) -> bytes:

@@ -12,7 +12,6 @@ the folder is back the quarantine files them with their files.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,6 @@ from hostile_serve import (
     Letter,
     Pending,
     customer,
-    gateway_port,
     held_database,
     make_mail,
     message_counts,
@@ -50,12 +48,6 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
         signing_keys={"1": "hostile-files-read-key-0123456789"},
         max_processing_attempts=3,
         listener={"host": "127.0.0.1", "port": 0})
-
-
-@pytest.fixture
-def port(runtime: Runtime) -> Iterator[int]:
-    with gateway_port(runtime) as number:
-        yield number
 
 
 def letter(rt: Runtime, case: int, n: int, tag: str, *,

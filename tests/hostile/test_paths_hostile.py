@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import re
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hostile_serve import gateway_port, open_cases, reply_address
+from hostile_serve import open_cases, reply_address
 
 from casemail.addresses import Party
 from casemail.config import Settings, load_settings
@@ -33,12 +32,6 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
         None, data_dir=tmp_path / "var", database_url=db_url,
         signing_keys={"1": "hostile-paths-key-0123456789abcdef"},
         reply_domain=DOMAIN, listener={"host": "127.0.0.1", "port": 0})
-
-
-@pytest.fixture
-def port(runtime: Runtime) -> Iterator[int]:
-    with gateway_port(runtime) as number:
-        yield number
 
 
 class Wire:

@@ -16,7 +16,7 @@ import pytest
 from hostile_serve import make_mail, message_counts, open_cases, reply_address
 
 # The same gateway fixtures as the first set of path tests.
-from test_paths_hostile import Wire, port, settings  # noqa: F401
+from test_paths_hostile import Wire, settings  # noqa: F401
 
 from casemail.addresses import Party
 from casemail.runtime import Runtime

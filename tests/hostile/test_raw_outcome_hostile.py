@@ -11,7 +11,6 @@ is applied again later, and when a sender delivers the same mail twice.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,6 @@ from hostile_serve import (
     Letter,
     Pending,
     customer,
-    gateway_port,
     held_database,
     make_mail,
     open_cases,
@@ -53,12 +51,6 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
         signing_keys={"1": "hostile-raw-outcome-key-0123456789"},
         max_processing_attempts=3,
         listener={"host": "127.0.0.1", "port": 0})
-
-
-@pytest.fixture
-def port(runtime: Runtime) -> Iterator[int]:
-    with gateway_port(runtime) as number:
-        yield number
 
 
 def _head(sender: str, to: str, mid: str, extra: str = "") -> str:

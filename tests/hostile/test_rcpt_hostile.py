@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gc
 import smtplib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,12 +32,6 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
         None, data_dir=tmp_path / "var", database_url=db_url,
         signing_keys={"1": "hostile-rcpt-key-0123456789abcdef"},
         listener={"host": "127.0.0.1", "port": 0})
-
-
-@pytest.fixture
-def port(runtime: Runtime) -> Iterator[int]:
-    with gateway_port(runtime) as number:
-        yield number
 
 
 def answers(port: int, addresses: list[str]) -> list[tuple[int, bytes]]:

@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import smtplib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -21,7 +21,6 @@ import pytest
 from hostile_serve import (
     Letter,
     customer,
-    gateway_port,
     make_mail,
     message_counts,
     open_cases,
@@ -64,12 +63,6 @@ def clock() -> Clock:
     # The gateway here and the commands run below share one clock, the
     # real one, so that the timeline's times can be compared.
     return SystemClock()
-
-
-@pytest.fixture
-def port(runtime: Runtime) -> Iterator[int]:
-    with gateway_port(runtime) as number:
-        yield number
 
 
 @pytest.fixture
