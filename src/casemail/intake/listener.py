@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import re
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -196,6 +197,34 @@ def _mask(address: str) -> str:
     return f"{local.partition('+')[0]}+…@{domain}" if "+" in local else address
 
 
+class _NoCredentials(logging.Filter):
+    """aiosmtpd logs the commands it receives ("mail.log"): a reply
+    address's token and an AUTH secret would stand there in full. Its
+    records pass with both masked, whatever level an operator lets
+    through."""
+
+    _TOKEN = re.compile(r"\+[^@\s<>'\"]+@")
+    _AUTH = re.compile(r"(?i)(\bAUTH\s+\S+)\s+[^\s'\"]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        masked = self._AUTH.sub(r"\1 …", self._TOKEN.sub("+…@", text))
+        if masked != text:
+            record.msg, record.args = masked, ()
+        return True
+
+
+def _quiet_protocol_log() -> None:
+    """casemail logs each mail's decision itself, by its Message-ID;
+    aiosmtpd's own lines (three a message at INFO, each command echoed)
+    stay out below WARNING unless an operator set that logger's level."""
+    protocol = logging.getLogger("mail.log")
+    if not any(isinstance(f, _NoCredentials) for f in protocol.filters):
+        protocol.addFilter(_NoCredentials())
+    if protocol.level == logging.NOTSET:
+        protocol.setLevel(logging.WARNING)
+
+
 def smtp_factory(runtime: Runtime, handler: Handler, *, lmtp: bool,
                  limits: ConnectionLimits, secure: bool = True) -> Any:
     """A protocol factory for one listener; ``secure`` offers STARTTLS
@@ -320,6 +349,7 @@ async def start_listeners(
     lmtp=..., group_commit=...)`` builds the handlers (the gateway wraps
     them to drain on stop).
     """
+    _quiet_protocol_log()
     loop = asyncio.get_running_loop()
     pipeline = Pipeline(runtime)
     group_commit = GroupCommit(pipeline)
