@@ -11,11 +11,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from durability_kit import MAX_ATTEMPTS
 
 from casemail.config import Settings, load_settings
 from casemail.runtime import Runtime
-
-MAX_ATTEMPTS = 3
 
 
 @pytest.fixture

@@ -30,6 +30,9 @@ from casemail.db.engine import transaction
 from casemail.runtime import Runtime
 
 MERCHANT = "desk@nordlicht-audio.example"
+# Times the gateway applies a quarantined mail by itself (the settings'
+# max_processing_attempts in these tests).
+MAX_ATTEMPTS = 3
 # How long a child process may take to start, or to stop after SIGTERM.
 START_TIMEOUT = 20.0
 

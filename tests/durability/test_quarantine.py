@@ -13,8 +13,8 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from conftest import MAX_ATTEMPTS
 from durability_kit import (
+    MAX_ATTEMPTS,
     Letter,
     customer,
     make_mail,
