@@ -1,11 +1,14 @@
-"""The same mail delivered again is answered 250 and filed once; the key
-is the received bytes plus the envelope recipient, never the Message-ID."""
+"""The same mail delivered again is answered 250 and filed once. The key
+is the received bytes plus the envelope recipient, not the Message-ID;
+a copy in other bytes (a reply to all, a relay's second copy) is known
+in its case by its Message-ID and new text."""
 
 from __future__ import annotations
 
 import smtplib
 
 from durability_kit import (
+    MERCHANT,
     Letter,
     count_by,
     customer,
@@ -18,7 +21,9 @@ from durability_kit import (
 from sqlalchemy import select
 
 from casemail.addresses import Party
+from casemail.cases.content import Content
 from casemail.db import models as m
+from casemail.db.engine import transaction
 from casemail.runtime import Runtime
 
 
@@ -81,3 +86,88 @@ def test_a_mail_without_message_id_is_filed_once_under_a_derived_id(
     assert len(derived) == 1
     assert message_counts(runtime)[derived[0]] == 1
     assert len(count_by(runtime, m.RawMail.idem_key)) == 1
+
+
+def _merchant_answers(rt: Runtime, case_id: int) -> str:
+    """The merchant writes; the Message-ID of the mail the customer gets."""
+    with transaction(rt.sessions) as s:
+        case = rt.service.lock_case(s, case_id)
+        rt.service.add_message(
+            s, case, party=Party.MERCHANT, author_address=MERCHANT,
+            content=Content.typed("Your new key is ABC-1.", source="api"))
+    with rt.sessions() as s:
+        return s.scalars(select(m.Outbox.message_id).where(
+            m.Outbox.case_id == case_id, m.Outbox.party == "customer")
+            .order_by(m.Outbox.id.desc())).first() or ""
+
+
+def _customer_notices(rt: Runtime, case_id: int) -> int:
+    with rt.sessions() as s:
+        return len(s.scalars(select(m.Outbox.id).where(
+            m.Outbox.case_id == case_id,
+            m.Outbox.template == "customer_reply")).all())
+
+
+def test_a_reply_to_all_is_filed_once(runtime: Runtime,
+                                      smtp_port: int) -> None:
+    """Answering all of our notification reaches the case twice in one
+    transaction: by the reply address (Reply-To) and by our sender
+    address (From), which finds the case by In-Reply-To. One message,
+    one notice to the merchant."""
+    [case] = open_cases(runtime, 1)
+    answered = _merchant_answers(runtime, case)
+    to = [reply_address(runtime, case, Party.CUSTOMER),
+          runtime.settings.from_address]
+    data = make_mail(sender=customer(0), to=", ".join(to),
+                     subject="Re: your key", text="That key works, thanks!",
+                     message_id="<all@customer.example>")
+    data = (f"In-Reply-To: {answered}\r\nReferences: {answered}\r\n"
+            .encode() + data)
+    with smtplib.SMTP("127.0.0.1", smtp_port, timeout=10) as smtp:
+        assert smtp.sendmail(customer(0), to, data) == {}
+
+    assert message_counts(runtime)["<all@customer.example>"] == 1
+    assert _customer_notices(runtime, case) == 1
+    with runtime.sessions() as s:
+        kept = sorted(s.scalars(select(m.RawMail.status).where(
+            m.RawMail.case_id == case)))
+    assert kept == ["duplicate", "filed"]
+
+
+def test_a_second_copy_with_a_trace_header_of_its_own_is_filed_once(
+        runtime: Runtime, smtp_port: int) -> None:
+    """A relay that lost our answer sends the mail again through another
+    hop: other bytes (one more Received line), the same message."""
+    [case] = open_cases(runtime, 1)
+    to = reply_address(runtime, case, Party.CUSTOMER)
+    data = make_mail(sender=customer(0), to=to, subject="Re: licence",
+                     text="Still no key.", message_id="<hop@customer.example>")
+    again = (b"Received: from mx2.customer.example by mx.example;"
+             b" Mon, 02 Mar 2026 10:05:00 +0000\r\n" + data)
+
+    first = send_once(smtp_port, Letter("<hop@customer.example>",
+                                        customer(0), to, data))
+    second = send_once(smtp_port, Letter("<hop@customer.example>",
+                                         customer(0), to, again))
+
+    assert first[0] == second[0] == 250
+    assert "already filed" in second[1]
+    assert message_counts(runtime)["<hop@customer.example>"] == 1
+    assert _customer_notices(runtime, case) == 1
+
+
+def test_one_message_id_on_other_words_is_filed_each_time(
+        runtime: Runtime, smtp_port: int) -> None:
+    """A client that gives every mail the same Message-ID loses nothing:
+    a copy is the same id and the same new text."""
+    [case] = open_cases(runtime, 1)
+    to = reply_address(runtime, case, Party.CUSTOMER)
+    for n, text in enumerate(["First question.", "Second question."]):
+        data = make_mail(sender=customer(0), to=to, subject="Re: licence",
+                         text=text, message_id="<same@broken.example>")
+        answer = send_once(smtp_port, Letter(f"<same{n}>", customer(0), to,
+                                             data))
+        assert answer[0] == 250 and "already" not in answer[1]
+
+    assert message_counts(runtime)["<same@broken.example>"] == 2
+    assert _customer_notices(runtime, case) == 2

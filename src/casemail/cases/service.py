@@ -71,6 +71,16 @@ _LOCK_CASES = (
              .joinedload(m.Store.members))
     .with_for_update(of=m.Case, key_share=True))
 
+# A message of the case with the same Message-ID and new text from the
+# same side: the one a second copy of a mail repeats.
+_SAME_MESSAGE = (
+    select(m.Message.id)
+    .where(m.Message.case_id == bindparam("case_id"),
+           m.Message.message_id == bindparam("message_id"),
+           m.Message.party == bindparam("party"),
+           m.Message.new_text == bindparam("new_text"))
+    .limit(1))
+
 # Where a session keeps the cases ``lock_cases_in_order`` has locked:
 # (the transaction that holds the locks, {case id: case}).
 _HELD = "casemail.locked_cases"
@@ -127,6 +137,23 @@ class CaseService:
         # last until it ends, and a later one must lock again.
         s.info[_HELD] = (s.get_transaction(),
                          {case.id: case for case in cases})
+
+    def copy_of(self, s: Session, case: m.Case, party: Party,
+                content: Content) -> int | None:
+        """The id of the message in ``case`` that ``content`` repeats:
+        the same Message-ID and the same new text, from the same side.
+
+        One mail reaches a case twice when a person answers to all (our
+        notification's reply address and its sender both lead to the
+        case) or when a relay sends a second copy with a trace header of
+        its own: other bytes, so another idempotency key, but the same
+        message, to be filed once. The text is compared too, so that a
+        client that gives every mail one Message-ID loses nothing."""
+        if not content.message_id:
+            return None
+        return s.connection().execute(_SAME_MESSAGE, {
+            "case_id": case.id, "message_id": content.message_id[:998],
+            "party": party.value, "new_text": content.new_text}).scalar()
 
     def store(self, s: Session, slug: str) -> m.Store:
         store = s.scalars(select(m.Store).where(m.Store.slug == slug)).first()

@@ -133,8 +133,10 @@ class RawMail(Base):
 
     ``status`` is where processing ended: ``filed``, ``held``, ``empty``
     (a person's reply with nothing to read), ``ignored`` (automated,
-    recorded only), ``duplicate`` never appears (a redelivery
-    finds the existing row), ``quarantined`` (accepted but not applied; see
+    recorded only), ``duplicate`` (another copy of a message the case
+    already has: the same Message-ID and text from the same side; a
+    redelivery of the same bytes finds the existing row instead),
+    ``quarantined`` (accepted but not applied; see
     ``error``), ``postmaster`` (for postmaster@, kept for a person, in no
     case), ``received`` only inside the transaction that files it.
     """

@@ -347,6 +347,11 @@ class Pipeline:
 
         service = self.rt.service
         case = service.lock_case(s, thread.case_id)
+        copy_of = service.copy_of(s, case, thread.party, content)
+        if copy_of is not None:
+            log.info("%s case %s: a copy of message %s, not filed again",
+                     mail.message_id, case.id, copy_of)
+            return rawstore.DUPLICATE, replies.DUPLICATE, case.id
         author = mail.sender.address if mail.sender else ""
         name = mail.sender.name if mail.sender else ""
         if content.automated:

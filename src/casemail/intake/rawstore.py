@@ -50,6 +50,7 @@ from casemail.mime.filestore import read_file, store_file
 log = logging.getLogger(__name__)
 
 QUARANTINED = "quarantined"
+DUPLICATE = "duplicate"
 POSTMASTER = "postmaster"
 
 # Mails at least this large are kept as files (see above); a 2 KB
