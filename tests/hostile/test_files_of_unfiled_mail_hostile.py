@@ -24,6 +24,7 @@ import pytest
 from hostile_serve import Letter, make_mail, send_once, tiny_png
 from sqlalchemy import func, select
 
+from casemail.addresses import Party
 from casemail.config import Settings, load_settings
 from casemail.db import models as m
 from casemail.runtime import Runtime
@@ -89,3 +90,23 @@ def test_mail_for_the_postmaster_leaves_no_file_that_nothing_names(
     with runtime.sessions() as s:
         named = set(s.scalars(select(m.Attachment.sha256)))
     assert [p for p in files_on_disk(runtime) if p.name not in named] == []
+
+
+def test_an_answer_to_a_case_this_database_lacks_is_refused_and_leaves_nothing(
+        runtime: Runtime, port: int) -> None:
+    # Our own signed Message-ID, for a case not in this database (a
+    # restored backup, a key shared with a staging installation): the
+    # mail belongs to no case here — refused, not kept in quarantine to
+    # fail again and again, and none of its files written.
+    base = f"case@{runtime.settings.reply_domain}"
+    ours = runtime.signer.message_id(424242, Party.CUSTOMER)
+    letter = with_file(base, 7)
+    letter = Letter(letter.message_id, letter.mail_from, letter.rcpt,
+                    f"In-Reply-To: {ours}\r\n".encode() + letter.data)
+
+    code, text = send_once(port, letter)
+
+    assert code == 550 and "belongs to no case" in text, text
+    with runtime.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(m.RawMail)) == 0
+    assert files_on_disk(runtime) == []

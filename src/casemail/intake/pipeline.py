@@ -112,9 +112,16 @@ class Pipeline:
         (or held, or recorded), naming its files. Mail for no case
         (refused with 550), for the postmaster or to a bounce address
         has its files written by the transaction, if at all, so that a
-        stranger's mail leaves nothing on disk."""
-        return any(find_thread(self.rt.signer, route, mail) is not None
-                   for route in routes)
+        stranger's mail leaves nothing on disk. A reply address's case
+        was found at RCPT; a case named by references only is looked up
+        here (remembered once seen, as at RCPT)."""
+        for route in routes:
+            thread = find_thread(self.rt.signer, route, mail)
+            if thread is not None and (
+                    thread.via == "token"
+                    or self.router.case_exists(thread.case_id)):
+                return True
+        return False
 
     def _write_files(self, mail: ReadMail) -> None:
         """Write the files to keep now, outside the write lock: syncing
@@ -124,9 +131,8 @@ class Pipeline:
         A large raw mail is written the same way (``rawstore``).
 
         XXX: a mail bound for a case that is then not filed after all
-        (its case gone between RCPT and DATA, an operator's reprocess
-        that refuses it) leaves its files on disk named by nothing;
-        nothing removes such files yet."""
+        (an operator's reprocess that refuses it) leaves its files on
+        disk named by nothing; nothing removes such files yet."""
         files_dir = self.rt.settings.files_dir
         for part in mail.attachments:
             if not part.kept:
@@ -346,7 +352,14 @@ class Pipeline:
             raise MailRefused(replies.NO_THREAD[10:], code=550, status="5.1.1")
 
         service = self.rt.service
-        case = service.lock_case(s, thread.case_id)
+        try:
+            case = service.lock_case(s, thread.case_id)
+        except UnknownCase:
+            # Our own signed reference, to a case this database does not
+            # hold (restored from a backup, a key shared with another
+            # installation): here it belongs to no case.
+            raise MailRefused(replies.NO_THREAD[10:], code=550,
+                              status="5.1.1") from None
         copy_of = service.copy_of(s, case, thread.party, content)
         if copy_of is not None:
             log.info("%s case %s: a copy of message %s, not filed again",

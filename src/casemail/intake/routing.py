@@ -42,23 +42,32 @@ class Router:
         """
         route, known = self._routed(recipient)
         if not known:
-            # Read-only sessions: on SQLite they never queue for the
-            # write lock. A plain statement on their connection: loading
-            # the whole case would cost more than this check is worth.
-            with self.rt.read_sessions() as s:
-                if s.connection().execute(
-                        _CASE_EXISTS, {"id": route.case_id}).first() is None:
-                    raise UnknownCase("no such case")
-            # Cases are never deleted: one seen once exists for good.
-            # Bounded, dropping the oldest, so a gateway that lives
-            # for years does not keep every id it ever saw. Checks run
-            # in several threads: popitem is one step, and two of them
-            # racing for the last entry only drop one more.
-            if len(self._known_cases) >= _KNOWN_CASES:
-                with contextlib.suppress(KeyError):
-                    self._known_cases.popitem(last=False)
-            self._known_cases[route.case_id] = None
+            assert route.case_id is not None
+            if not self.case_exists(route.case_id):
+                raise UnknownCase("no such case")
         return route
+
+    def case_exists(self, case_id: int) -> bool:
+        """Whether this database holds the case, asked at most once."""
+        if case_id in self._known_cases:
+            return True
+        # Read-only sessions: on SQLite they never queue for the write
+        # lock. A plain statement on their connection: loading the whole
+        # case would cost more than this check is worth.
+        with self.rt.read_sessions() as s:
+            if s.connection().execute(
+                    _CASE_EXISTS, {"id": case_id}).first() is None:
+                return False
+        # Cases are never deleted: one seen once exists for good.
+        # Bounded, dropping the oldest, so a gateway that lives for years
+        # does not keep every id it ever saw. Checks run in several
+        # threads: popitem is one step, and two of them racing for the
+        # last entry only drop one more.
+        if len(self._known_cases) >= _KNOWN_CASES:
+            with contextlib.suppress(KeyError):
+                self._known_cases.popitem(last=False)
+        self._known_cases[case_id] = None
+        return True
 
     def known_route(self, recipient: str) -> Route | None:
         """``route`` when it needs no database: the postmaster, a bounce
