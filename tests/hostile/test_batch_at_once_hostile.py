@@ -242,6 +242,37 @@ def _retried_once(rt: Runtime, pipeline: Pipeline, filings: list[Filing],
     assert sorted(mine) == ["customer_reply"] * 3 + ["merchant_reply"]
 
 
+def test_a_mail_after_a_bounce_in_one_batch_no_longer_threads_on_it(
+        runtime: Runtime) -> None:
+    # Filed one by one, a bounced mail has left the case's References
+    # chain before the next notification is composed; in one batch it
+    # must have too, though nothing is flushed between the two mails.
+    [case] = open_cases(runtime, 1)
+    pipeline = Pipeline(runtime)
+    answer = reply(runtime, pipeline, case, Party.MERCHANT, MERCHANT,
+                   "<m1@m>", "Your key is ABC-1.")
+    assert pipeline.process_batch([answer])[0].status == "filed"
+    with runtime.sessions() as s:
+        bounced = s.scalars(select(m.Outbox).where(
+            m.Outbox.case_id == case, m.Outbox.party == "customer")).one()
+
+    outcomes = pipeline.process_batch([
+        ses_bounce(runtime, pipeline, bounced, "smtp; 550 5.1.1 no such user",
+                   "<sns-b@ses>"),
+        reply(runtime, pipeline, case, Party.MERCHANT, MERCHANT, "<m2@m>",
+              "Or try ABC-2.")])
+
+    assert [o.status for o in outcomes] == ["ignored", "filed"]
+    with runtime.sessions() as s:
+        rows = s.scalars(select(m.Outbox).where(
+            m.Outbox.case_id == case, m.Outbox.party == "customer")
+            .order_by(m.Outbox.id)).all()
+    assert [r.status for r in rows] == ["bounced", "suppressed"]
+    head = rows[-1].data.split(b"\r\n\r\n")[0]
+    assert b"References:" in head or b"In-Reply-To:" in head
+    assert bounced.message_id.encode() not in head
+
+
 @pytest.mark.parametrize("duplicate", [False, True],
                          ids=["at-once", "mail-by-mail"])
 def test_postgres_killed_at_commit_keeps_nothing_and_the_retry_files_once(

@@ -34,7 +34,7 @@ from casemail.cases.states import (
 from casemail.clock import Clock
 from casemail.config import Settings
 from casemail.db import models as m
-from casemail.db.rows import insert_row
+from casemail.db.rows import insert_row, update_row
 from casemail.errors import CaseError, InvalidTransition, NotAllowed, UnknownCase
 from casemail.mime.filestore import store_file
 from casemail.outbound.compose import Composer
@@ -280,9 +280,13 @@ class CaseService:
                       diagnostic: str, permanent: bool,
                       content: Content) -> None:
         """A report says one of our mails could not be delivered."""
-        outbox.status = "bounced" if permanent else outbox.status
-        outbox.dsn_status = status
-        outbox.dsn_diagnostic = diagnostic[:2000]
+        # Written at once (``db.rows``), not at the next flush: a mail
+        # queued later in the same transaction reads the References
+        # chain straight from the database, and a bounced mail must
+        # have left it by then.
+        update_row(s, outbox,
+                   status="bounced" if permanent else outbox.status,
+                   dsn_status=status, dsn_diagnostic=diagnostic[:2000])
         if outbox.case_id is None:
             return
         case = self.lock_case(s, outbox.case_id)
