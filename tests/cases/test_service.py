@@ -236,3 +236,42 @@ def test_a_case_is_not_opened_with_a_field_it_cannot_work_with(
             content=Content.typed("Where is my key?", source="api"))
     with runtime.sessions() as s:
         assert s.scalar(select(func.count()).select_from(m.Case)) == 0
+
+
+def test_a_customer_who_bounced_is_reached_again_once_they_write_by_mail(
+        runtime: Runtime) -> None:
+    add_store(runtime)
+    case_id = open_case(runtime)
+    write(runtime, case_id, Party.MERCHANT, MERCHANT, "Your key: ABC-1.")
+    with transaction(runtime.sessions) as s:
+        sent = s.scalars(select(m.Outbox).where(
+            m.Outbox.case_id == case_id,
+            m.Outbox.template == "merchant_reply")).one()
+        runtime.service.record_bounce(
+            s, sent, status="5.2.2", diagnostic="mailbox full",
+            permanent=True, content=Content.typed("Mailbox full.",
+                                                  source="email"))
+
+    def merchant_answer_goes_out(text: str) -> bool:
+        write(runtime, case_id, Party.MERCHANT, MERCHANT, text)
+        return outbox(runtime, case_id)[-1][2] == "queued"
+
+    # Typed on the portal: it proves nothing about the mailbox.
+    write(runtime, case_id, Party.CUSTOMER, CUSTOMER, "Still nothing.")
+    assert not merchant_answer_goes_out("Sent again.")
+    # From another mailbox: nor does that.
+    with transaction(runtime.sessions) as s:
+        case = runtime.service.lock_case(s, case_id)
+        runtime.service.add_message(
+            s, case, party=Party.CUSTOMER,
+            author_address="ana@other-mail.example",
+            content=Content.typed("From my other address.", source="email"))
+    assert not merchant_answer_goes_out("And again.")
+    # By mail from the address that bounced: it works again.
+    with transaction(runtime.sessions) as s:
+        case = runtime.service.lock_case(s, case_id)
+        runtime.service.add_message(
+            s, case, party=Party.CUSTOMER, author_address=CUSTOMER.upper(),
+            content=Content.typed("Cleared my mailbox.", source="email"))
+    assert merchant_answer_goes_out("Here it is once more.")
+    assert timeline(runtime, case_id).count("customer_reachable") == 1

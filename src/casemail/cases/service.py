@@ -224,6 +224,7 @@ class CaseService:
 
         if party is Party.CUSTOMER:
             case.unread = True
+            self._reachable_again(s, case, author_address, content)
             self.mail.to_merchant(s, case, "customer_reply", message,
                                   reopened=is_reopening(before, after))
         elif party is Party.MERCHANT:
@@ -236,6 +237,22 @@ class CaseService:
             self.mail.refused_notice(s, case, party, author_address,
                                      content.refused)
         return message
+
+    def _reachable_again(self, s: Session, case: m.Case, address: str,
+                         content: Content) -> None:
+        """A customer whose mail bounced for good wrote to us again, by
+        mail, from that same address: the address works again (a full
+        mailbox emptied, a suspended account restored), and our mail goes
+        to it again. A message typed on the portal proves nothing of the
+        kind."""
+        if not case.customer_unreachable or content.source != "email":
+            return
+        if address.strip().lower() != case.customer_address.strip().lower():
+            return
+        case.customer_unreachable = False
+        self._event(s, case, "customer_reachable", Party.CUSTOMER, address)
+        log.info("%s case %s: the customer's address works again",
+                 content.message_id, case.id)
 
     def hold(self, s: Session, case: m.Case, *, party: Party,
              author_address: str, author_name: str, content: Content,
