@@ -30,6 +30,7 @@ from casemail.intake.listener import (
     start_listeners,
 )
 from casemail.intake.pipeline import Pipeline
+from casemail.mime.filestore import remove_stale_parts
 from casemail.outbound.delivery import DeliveryWorker
 from casemail.runtime import Runtime
 
@@ -141,6 +142,10 @@ class Gateway:
         if self.sweep:
             self._tasks.append(asyncio.create_task(
                 self._sweep_forever(), name="sweep"))
+            # Once a start, by one worker: a crash is what leaves them.
+            self._tasks.append(asyncio.create_task(asyncio.to_thread(
+                remove_stale_parts, self.rt.settings.files_dir),
+                name="stale-parts"))
         self._tasks.append(asyncio.create_task(
             self._retry_forever(), name="quarantine"))
 

@@ -4,6 +4,7 @@ sending server does, and ``casemail serve`` as a child process."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -359,3 +361,23 @@ def two_workers(runtime: Runtime, tmp_path: Path
         assert wait_for(lambda: len(workers_of(server.pid)) == 2), \
             server.tail()
         yield server, port
+
+
+@contextmanager
+def gateway_thread(rt: Runtime, *, sweep: bool = False) -> Iterator[int]:
+    """A gateway (listener only, or with the sweep and its housekeeping)
+    in its own event loop; its SMTP port."""
+    from casemail.gateway import Gateway
+
+    loop = asyncio.new_event_loop()
+    gateway = Gateway(rt, deliver=False, sweep=sweep)
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(gateway.start(), loop).result(10)
+    try:
+        yield gateway.smtp_port
+    finally:
+        asyncio.run_coroutine_threadsafe(gateway.stop(), loop).result(60)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()

@@ -12,6 +12,7 @@ import hashlib
 import logging
 import os
 import tempfile
+import time
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,38 @@ def store_file(files_dir: Path, data: bytes, digest: str = "") -> str:
     _fsync_dir(target.parent)
     log.debug("stored file %s (%d bytes)", digest, len(data))
     return digest
+
+
+# No write still under way is this old (a 25 MB file takes well under a
+# second), so another instance sharing the folder loses nothing.
+STALE_PART_AGE = 3600.0
+
+
+def remove_stale_parts(files_dir: Path, *,
+                       older_than: float = STALE_PART_AGE) -> int:
+    """Remove the temporary files of writes a crash cut short (killed
+    between writing and renaming): each can be as large as the mail it
+    came with, and nothing else would ever remove it. Returns how many
+    were removed."""
+    cutoff = time.time() - older_than
+    removed = 0
+    for folder, _dirs, names in os.walk(files_dir):
+        for name in names:
+            if not name.startswith(".tmp-"):
+                continue
+            part = Path(folder) / name
+            try:
+                if part.stat().st_mtime < cutoff:
+                    part.unlink()
+                    removed += 1
+            except OSError:
+                # Removed by another instance first, or not ours to
+                # remove: either way nothing to do about it here.
+                continue
+    if removed:
+        log.info("removed %d files of writes cut short in %s", removed,
+                 files_dir)
+    return removed
 
 
 def read_file(files_dir: Path, sha256: str) -> bytes:
