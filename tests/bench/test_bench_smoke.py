@@ -97,3 +97,13 @@ def test_report_names_machine_command_and_targets(smoke) -> None:
     assert "cores" in text and "#### Targets" in text
     assert "| 2k | 1 | casemail-sqlite |" in text
     assert "| 2k | 2 | casemail-sqlite |" in text
+
+
+def test_a_smaller_run_says_so_and_names_the_sizes_it_had(smoke) -> None:
+    # The smoke run's big mail is 1 MB and its outbound 20 mails: a reader
+    # must not take its targets for the full run's.
+    _, _, text = smoke
+    assert "A shorter, smaller run than the full one" in text
+    assert "casemail-sqlite: 1 MB mail < 3× its size above idle" in text
+    assert "25 MB" not in text
+    assert "Intake: one run;" in text and "run(s)" not in text
