@@ -17,7 +17,7 @@ from casemail.addresses import MAX_ID, Party, is_mail_address
 from casemail.cases.content import Content
 from casemail.cases.states import Priority, State
 from casemail.cli.render import case_dict, case_line, case_text, to_json
-from casemail.cli.stores import open_runtime
+from casemail.cli.settings import open_runtime
 from casemail.db import models as m
 from casemail.db.engine import transaction
 from casemail.errors import CaseError, UnknownCase

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from casemail.config import example_toml, load_settings
+from casemail.cli.settings import command_settings
+from casemail.config import example_toml
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
     if args.example:
         print(example_toml(), end="")
         return 0
-    settings = load_settings(args.config)
+    settings = command_settings(args)
     shown = settings.model_dump(mode="json")
     shown["signing_keys"] = {k: "***" for k in shown["signing_keys"]}
     if shown["relay"].get("password"):

@@ -14,7 +14,7 @@ from email import policy
 from email.parser import BytesHeaderParser
 
 from casemail.cli.render import printable, to_json
-from casemail.cli.stores import open_runtime
+from casemail.cli.settings import open_runtime
 from casemail.db import models as m
 from casemail.errors import CasemailError
 from casemail.intake import rawstore

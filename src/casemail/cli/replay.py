@@ -295,9 +295,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from casemail.config import load_settings
+    from casemail.cli.settings import command_settings
 
-    settings = load_settings(args.config)
+    settings = command_settings(args)
     host = args.host or settings.listener.host
     port = args.port or settings.listener.port
     paths = mail_files(args.paths)

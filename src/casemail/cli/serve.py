@@ -50,18 +50,14 @@ def _count(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from casemail.config import load_settings
+    from casemail.cli.settings import command_settings
     from casemail.runtime import build_runtime
     from casemail.workers import worker_count
 
-    settings = load_settings(args.config)
     listener = {k: v for k, v in (("host", args.host), ("port", args.port),
                                   ("workers", args.workers))
                 if v is not None}
-    if listener:
-        settings = settings.model_copy(
-            update={"listener": settings.listener.model_copy(update=listener)})
-    logging.getLogger().setLevel(settings.log_level.upper())
+    settings = command_settings(args, **listener)
     workers = worker_count(settings.listener.workers)
     runtime = build_runtime(settings)
     if workers > 1:

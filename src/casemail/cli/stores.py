@@ -11,10 +11,7 @@ here directly; cases change only through the case service.
 from __future__ import annotations
 
 import argparse
-import logging
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import select
@@ -22,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from casemail.addresses import is_mail_address
 from casemail.cli.render import to_json
+from casemail.cli.settings import open_runtime
 from casemail.clock import Clock
 from casemail.db import models as m
 from casemail.db.engine import transaction
@@ -32,22 +30,6 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 class StoreError(CasemailError):
     pass
-
-
-@contextmanager
-def open_runtime(args: argparse.Namespace) -> Iterator[Any]:
-    """The runtime for one command, from the settings it was given."""
-    from casemail.config import load_settings
-    from casemail.runtime import build_runtime
-
-    settings = load_settings(args.config)
-    if not getattr(args, "verbose", False):
-        logging.getLogger().setLevel(settings.log_level.upper())
-    runtime = build_runtime(settings)
-    try:
-        yield runtime
-    finally:
-        runtime.close()
 
 
 def parse_duration(text: str) -> int:

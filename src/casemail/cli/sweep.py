@@ -14,9 +14,8 @@ import re
 import sys
 from collections.abc import Callable
 
+from casemail.cli.settings import open_runtime
 from casemail.clock import utc
-from casemail.config import load_settings
-from casemail.runtime import build_runtime
 from casemail.sweep import Planned, SweepReport, run_sweep
 
 _RELATIVE = re.compile(r"^\+(\d+)([dhm])$")
@@ -43,13 +42,10 @@ def run(args: argparse.Namespace) -> int:
         # their warning named; one in the past would date mail wrongly.
         print("casemail: --as-of needs --dry-run", file=sys.stderr)
         return 2
-    runtime = build_runtime(load_settings(args.config))
-    try:
+    with open_runtime(args) as runtime:
         as_of = args.as_of(runtime.clock.now()) if args.as_of else None
         report = run_sweep(runtime, dry_run=args.dry_run, limit=args.limit,
                            as_of=as_of)
-    finally:
-        runtime.close()
     for line in describe(report):
         print(line)
     return 1 if report.failed else 0
