@@ -248,7 +248,7 @@ def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
         raise ConfigError(f"invalid configuration: {exc}") from exc
     finally:
         _toml_path.reset(token)
-    _warn_unsafe(settings)
+    _check_keys(settings)
     return settings
 
 
@@ -292,13 +292,18 @@ def ensure_signing_keys(settings: Settings) -> Settings:
     return settings.model_copy(update={"signing_keys": {"1": secret}})
 
 
-def _warn_unsafe(settings: Settings) -> None:
+def warn_unsafe(settings: Settings) -> None:
+    """Warn about unsafe combinations, once the log level is set (the
+    command line calls this; ``load_settings`` only reads)."""
     lst = settings.listener
     if lst.auth_users and lst.tls_cert is None:
         log.warning("SMTP AUTH users are configured but no TLS certificate: "
                     "AUTH will not be offered")
     if lst.host not in ("127.0.0.1", "::1", "localhost") and not lst.tls_cert:
         log.warning("listener on %s without STARTTLS", lst.host)
+
+
+def _check_keys(settings: Settings) -> None:
     for version, key in settings.signing_keys.items():
         if not version.isdigit():
             raise ConfigError(f"signing key version {version!r} is not a number")

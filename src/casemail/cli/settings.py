@@ -2,7 +2,8 @@
 
 Every command that reads settings comes through ``command_settings``, so
 ``log_level`` (or ``CASEMAIL_LOG_LEVEL``) and ``--verbose`` set the log
-the same way for all of them, before the runtime logs anything.
+the same way for all of them, before anything is logged: the warnings
+about unsafe settings and a generated signing key respect it too.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from casemail.config import Settings, load_settings
+from casemail.config import Settings, load_settings, warn_unsafe
 
 
 def command_settings(args: argparse.Namespace,
@@ -28,6 +29,7 @@ def command_settings(args: argparse.Namespace,
     verbose = getattr(args, "verbose", False)
     logging.getLogger().setLevel(
         logging.DEBUG if verbose else settings.log_level.upper())
+    warn_unsafe(settings)
     return settings
 
 

@@ -19,7 +19,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, inspect, pool, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from casemail.errors import ConfigError
@@ -30,6 +31,9 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 # Execution option of engines whose sessions only read.
 READ_ONLY = "casemail_read_only"
+
+# Where Alembic records the migration a database is at (its default).
+VERSION_TABLE = "alembic_version"
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -161,6 +165,33 @@ def alembic_config(url: str) -> Config:
 
 
 def migrate(url: str) -> None:
-    """Bring the schema at ``url`` up to the newest migration."""
-    log.info("migrating database schema to head")
-    command.upgrade(alembic_config(url), "head")
+    """Bring the schema at ``url`` up to the newest migration; say so
+    only when there is one to run."""
+    cfg = alembic_config(url)
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    current = schema_revision(url)
+    if current == head:
+        return
+    if current is None:
+        log.info("creating the database schema (revision %s)", head)
+    else:
+        log.info("migrating the database schema from %s to %s", current, head)
+    command.upgrade(cfg, "head")
+
+
+def schema_revision(url: str) -> str | None:
+    """The migration the database at ``url`` is at; None when it has none.
+
+    Read from Alembic's version table directly: Alembic's own way opens a
+    migration context, which logs its set-up at INFO on every command.
+    """
+    engine = make_engine(url, poolclass=pool.NullPool)
+    reader = engine.execution_options(**{READ_ONLY: True})
+    try:
+        with reader.connect() as conn, conn.begin():
+            if not inspect(conn).has_table(VERSION_TABLE):
+                return None
+            return conn.scalar(
+                text(f"SELECT version_num FROM {VERSION_TABLE}"))
+    finally:
+        engine.dispose()
