@@ -11,6 +11,7 @@ import argparse
 import importlib
 import logging
 import sys
+from typing import Any
 
 from casemail.errors import CasemailError
 
@@ -19,13 +20,38 @@ GROUPS = ["demo", "serve", "stores", "cases", "replay", "inspect", "sweep",
           "quarantine", "bench", "config_cmd"]
 
 
+class CommandParser(argparse.ArgumentParser):
+    """A parser that takes the options every command shares, so that
+    ``casemail store list --config x.toml`` works as well as
+    ``casemail --config x.toml store list``.
+
+    Subcommands are made with the class of their parent, so each level
+    has them; below the top the default is SUPPRESS, so an option not
+    given there leaves the value given before the command alone.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        top = not isinstance(self, _Subcommand)
+        self.add_argument(
+            "--config", metavar="FILE", help="TOML settings file",
+            default=None if top else argparse.SUPPRESS)
+        self.add_argument(
+            "-v", "--verbose", action="store_true", help="log debug detail",
+            default=False if top else argparse.SUPPRESS)
+
+    def add_subparsers(self, **kwargs: Any) -> Any:
+        return super().add_subparsers(parser_class=_Subcommand, **kwargs)
+
+
+class _Subcommand(CommandParser):
+    pass
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="casemail",
         description="Email gateway for support cases.")
-    parser.add_argument("--config", help="TOML settings file")
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="log debug detail")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in GROUPS:
         try:
