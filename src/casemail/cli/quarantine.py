@@ -115,13 +115,16 @@ def run_show(args: argparse.Namespace) -> int:
 def run_reprocess(args: argparse.Namespace) -> int:
     from casemail.intake.pipeline import Pipeline
 
+    if not args.ids and not args.all:
+        raise CasemailError("name the mail to reprocess, or --all")
     with open_runtime(args) as rt:
         ids = list(args.ids)
         if args.all:
             with rt.sessions() as s:
                 ids += [r.id for r in rawstore.quarantined(s)]
         if not ids:
-            raise CasemailError("name the mail to reprocess, or --all")
+            print("The quarantine holds nothing to reprocess.")
+            return 0
         pipeline = Pipeline(rt)
         outcomes = [(i, pipeline.reprocess(i)) for i in ids]
     for raw_id, outcome in outcomes:
