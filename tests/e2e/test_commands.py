@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import smtplib
+import socket
 import subprocess
 import sys
 import time
@@ -85,6 +86,75 @@ def test_replay_of_a_folder_to_one_address_shows_progress(
         texts = s.scalars(select(m.Message.new_text).where(
             m.Message.case_id == case_id, m.Message.source == "email"))
         assert len(list(texts)) == 20
+
+
+def test_replay_sends_the_rest_when_a_mail_cannot_be_sent(
+        e2e_runtime: Runtime, gateway: GatewayThread, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A file without a recipient and one naming an unknown case label
+    each get an error line of their own, on a line of its own after the
+    progress; every other mail is filed, and the count has them all."""
+    case_id = open_case(e2e_runtime)
+    to = e2e_runtime.signer.reply_address(case_id, Party.CUSTOMER)
+    folder = tmp_path / "mails"
+    folder.mkdir()
+    for number in range(22):
+        mail = simple_mail(number).replace(
+            b"case@reply.example.test", to.encode())
+        (folder / f"{number:02}.eml").write_bytes(mail)
+    (folder / "04.eml").write_bytes(b"From: lena@gmail.example\n\nhi\n")
+    (folder / "12.eml").write_bytes(simple_mail(12).replace(
+        b"case@reply.example.test", b"{{customer_reply_address:nocase}}"))
+    config = write_config(e2e_runtime, tmp_path / "c.toml", port=gateway.port)
+    code = main(["--config", str(config), "replay", str(folder)])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert out.splitlines()[-1] == (
+        "22 mails: 20 accepted, 0 held, 0 refused, 2 not sent")
+    assert f"{folder / '13.eml'}: 250 " in out
+    errors = [line for line in err.splitlines() if "casemail:" in line]
+    assert errors == [
+        f"casemail: {folder / '04.eml'}: not sent: no recipient: give --to "
+        "or a To header",
+        f"casemail: {folder / '12.eml'}: not sent: no case for label "
+        "'nocase': give --case nocase=ID"]
+    assert err.endswith("replayed 22/22\n")
+    with e2e_runtime.sessions() as s:
+        filed = s.scalars(select(m.Message.id).where(
+            m.Message.case_id == case_id, m.Message.source == "email"))
+        assert len(list(filed)) == 20
+
+
+def test_replay_counts_what_it_could_not_send_when_the_listener_is_gone(
+        e2e_runtime: Runtime, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Nothing listens: one line says so, and every mail is not sent."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again: nobody listens
+    for number in range(2):
+        (tmp_path / f"{number}.eml").write_bytes(simple_mail(number))
+    config = write_config(e2e_runtime, tmp_path / "c.toml", port=port)
+    code = main(["--config", str(config), "replay", "-q",
+                 str(tmp_path / "0.eml"), str(tmp_path / "1.eml")])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert out == "2 mails: 0 accepted, 0 held, 0 refused, 2 not sent\n"
+    assert err.startswith(f"casemail: cannot talk to 127.0.0.1:{port}: ")
+
+
+def test_one_mail_is_counted_in_the_singular(
+        e2e_runtime: Runtime, gateway: GatewayThread, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    case_id = open_case(e2e_runtime)
+    to = e2e_runtime.signer.reply_address(case_id, Party.CUSTOMER)
+    (tmp_path / "one.eml").write_bytes(simple_mail(1))
+    config = write_config(e2e_runtime, tmp_path / "c.toml", port=gateway.port)
+    code = main(["--config", str(config), "replay", "-q", "--to", to,
+                 str(tmp_path / "one.eml")])
+    assert code == 0
+    assert capsys.readouterr().out == (
+        "1 mail: 1 accepted, 0 held, 0 refused\n")
 
 
 def test_placeholders_without_a_case_label_are_an_error(

@@ -2,12 +2,14 @@
 
 The mail goes the way a relay would send it: over SMTP, envelope first,
 so every check of the listener (RCPT, size, DATA) answers as it would in
-production. Each mail ends in one of four counts, read from the reply:
+production. Each mail ends in one of five counts, read from the reply:
 
     accepted  250, filed or recorded
     held      250, kept for review (a sender not on the store's team)
     refused   5xx; the relay would bounce it
     deferred  4xx; the relay would try again later
+    not sent  the file gave no mail to send (no recipient, a placeholder
+              without its case); the others are sent all the same
 
 Mail files may hold placeholders for the signed parts that cannot be
 written down ahead of time (reply addresses, our Message-IDs); ``fill``
@@ -25,7 +27,7 @@ import re
 import smtplib
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
@@ -51,13 +53,16 @@ class ReplayError(CasemailError):
     pass
 
 
+NOT_SENT = "not sent"
+
+
 @dataclass(frozen=True)
 class Result:
     path: Path
-    count: str  # accepted, held, refused, deferred
-    code: int
-    reply: str
-    stage: str  # MAIL, RCPT or DATA: where the answer came
+    count: str  # accepted, held, refused, deferred, or NOT_SENT
+    code: int  # 0 when not sent
+    reply: str  # the server's answer, or why it was not sent
+    stage: str  # MAIL, RCPT or DATA: where the answer came; "" if none
     recipient: str
     message_id: str = ""
 
@@ -236,24 +241,27 @@ def count_of(code: int, text: str) -> str:
 
 
 def replay(paths: Sequence[Path], host: str, port: int, *,
-           to: str | None = None, resolve: Resolve | None = None,
-           progress: Callable[[int, int], None] | None = None) -> list[Result]:
-    """Send every file in ``paths``; one ``Result`` each, in order."""
+           to: str | None = None,
+           resolve: Resolve | None = None) -> Iterator[Result]:
+    """Send every file in ``paths``: one ``Result`` each, in order, as it
+    is answered. A file that gives no mail is counted ``NOT_SENT`` and
+    the next one is sent; a listener that cannot be reached stops the run
+    (``OSError`` or ``smtplib.SMTPException``)."""
     sender = Sender(host, port)
-    results: list[Result] = []
     try:
-        for number, path in enumerate(paths, 1):
-            results.append(send_file(sender, path, to, resolve))
-            if progress is not None:
-                progress(number, len(paths))
+        for path in paths:
+            try:
+                result = send_file(sender, path, to, resolve)
+            except ReplayError as exc:
+                result = Result(path, NOT_SENT, 0, str(exc), "", "")
+            yield result
     finally:
         sender.close()
-    return results
 
 
 def send_file(sender: Sender, path: Path, to: str | None,
               resolve: Resolve | None) -> Result:
-    raw = on_the_wire(fill(path.read_bytes(), resolve))
+    raw = on_the_wire(fill(_read(path), resolve))
     mail_from, rcpt = envelope_of(raw, to)
     stage, code, text = sender.send(raw, mail_from, rcpt)
     log.debug("%s: %s %s %s", path.name, stage, code, text)
@@ -262,12 +270,22 @@ def send_file(sender: Sender, path: Path, to: str | None,
                   message_id)
 
 
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ReplayError(f"cannot read it: {exc.strerror or exc}") from exc
+
+
 def summary(results: Sequence[Result]) -> str:
     counts = Counter(r.count for r in results)
-    line = (f"{len(results)} mails: {counts['accepted']} accepted, "
+    mails = "mail" if len(results) == 1 else "mails"
+    line = (f"{len(results)} {mails}: {counts['accepted']} accepted, "
             f"{counts['held']} held, {counts['refused']} refused")
     if counts["deferred"]:
         line += f", {counts['deferred']} deferred (try again later)"
+    if counts[NOT_SENT]:
+        line += f", {counts[NOT_SENT]} not sent"
     return line
 
 
@@ -303,19 +321,32 @@ def run(args: argparse.Namespace) -> int:
     paths = mail_files(args.paths)
     labels = parse_labels(args.case)
     resolve, runtime = _resolver(settings, labels, paths)
+    progress = Progress(len(paths))
+    results: list[Result] = []
     try:
-        results = replay(paths, host, port, to=args.to, resolve=resolve,
-                         progress=_progress_printer(len(paths)))
+        for result in replay(paths, host, port, to=args.to,
+                             resolve=resolve):
+            results.append(result)
+            if result.count == NOT_SENT:
+                progress.say(f"casemail: {result.path}: not sent: "
+                             f"{result.reply}")
+            progress.show(len(results))
     except (OSError, smtplib.SMTPException) as exc:
-        raise ReplayError(f"cannot talk to {host}:{port}: {exc}") from exc
+        reason = f"cannot talk to {host}:{port}: {exc}"
+        progress.say(f"casemail: {reason}")
+        results += [Result(p, NOT_SENT, 0, reason, "", "")
+                    for p in paths[len(results):]]
     finally:
+        progress.end()
         if runtime is not None:
             runtime.close()
     if not args.quiet:
         for r in results:
-            print(f"{r.path}: {r.code} {r.reply} [{r.count}]")
+            if r.count != NOT_SENT:  # said on stderr as it happened
+                print(f"{r.path}: {r.code} {r.reply} [{r.count}]")
     print(summary(results))
-    return 0 if all(r.count != "deferred" for r in results) else 1
+    return 0 if all(r.count in ("accepted", "held", "refused")
+                    for r in results) else 1
 
 
 def parse_labels(items: Sequence[str]) -> dict[str, int]:
@@ -331,7 +362,7 @@ def parse_labels(items: Sequence[str]) -> dict[str, int]:
 def _resolver(settings: object, labels: dict[str, int],
               paths: Sequence[Path]) -> tuple[Resolve | None, object | None]:
     """A resolver only when some file needs one: it opens the database."""
-    if not any(PLACEHOLDER.search(p.read_bytes()) for p in paths):
+    if not any(_has_placeholder(p) for p in paths):
         return None, None
     from casemail.runtime import build_runtime
 
@@ -339,16 +370,37 @@ def _resolver(settings: object, labels: dict[str, int],
     return CaseResolver(runtime, labels), runtime
 
 
-def _progress_printer(total: int) -> Callable[[int, int], None] | None:
-    """Progress on stderr for long runs, about every twentieth of the way."""
-    if total < 20:
-        return None
-    step = max(1, total // 20)
+def _has_placeholder(path: Path) -> bool:
+    try:
+        return PLACEHOLDER.search(path.read_bytes()) is not None
+    except OSError:
+        return False  # said when the file's turn comes
 
-    def show(done: int, total: int) -> None:
-        if done % step and done != total:
+
+class Progress:
+    """``replayed N/TOTAL`` on one stderr line for long runs, about every
+    twentieth of the way; any other line on stderr ends it first, so that
+    a message never lands on the end of the progress."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.step = max(1, total // 20) if total >= 20 else 0
+        self.open = False  # a progress line without its end of line
+
+    def show(self, done: int) -> None:
+        if not self.step or (done % self.step and done != self.total):
             return
-        end = "\n" if done == total else ""
-        print(f"\rreplayed {done}/{total}", end=end, file=sys.stderr,
+        print(f"\rreplayed {done}/{self.total}", end="", file=sys.stderr,
               flush=True)
-    return show
+        self.open = True
+        if done == self.total:
+            self.end()
+
+    def say(self, line: str) -> None:
+        self.end()
+        print(line, file=sys.stderr, flush=True)
+
+    def end(self) -> None:
+        if self.open:
+            print(file=sys.stderr, flush=True)
+            self.open = False
