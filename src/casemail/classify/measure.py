@@ -2,7 +2,9 @@
 
     python -m casemail.classify.measure [CORPUS]
 
-CORPUS defaults to /work/shared/corpus/sisimai-set-of-emails.  Every mail
+CORPUS defaults to ``sisimai-set-of-emails`` in the shared corpus, found
+as ``casemail.mime.measure`` finds it (``../shared/corpus`` beside the
+repository, or ``$CASEMAIL_CORPUS``).  Every mail
 in ``bsd/`` is a bounce, an abuse report (``arf-*``) or an auto-reply
 (``rfc3834-*``), none written by a person; nothing in ``not/`` is a
 bounce.  Prints the rates and, with ``-v``, every miss.
@@ -23,10 +25,13 @@ from casemail.classify import (
     HUMAN,
     classify,
 )
+from casemail.mime.measure import default_corpus
 from casemail.mime.model import ReadMail
 from casemail.mime.reader import read_mail
 
-DEFAULT = Path("/work/shared/corpus/sisimai-set-of-emails")
+
+def bounce_corpus() -> Path:
+    return default_corpus() / "sisimai-set-of-emails"
 
 
 def expected_kind(name: str) -> str:
@@ -115,10 +120,10 @@ def _rate(part: int, whole: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m casemail.classify.measure")
-    parser.add_argument("corpus", nargs="?", type=Path, default=DEFAULT)
+    parser.add_argument("corpus", nargs="?", type=Path)
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
-    report(measure(args.corpus), args.verbose)
+    report(measure(args.corpus or bounce_corpus()), args.verbose)
     return 0
 
 
