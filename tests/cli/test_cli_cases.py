@@ -29,16 +29,6 @@ PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01"
 
 
 @pytest.fixture
-def config(tmp_path: Path, db_url: str) -> Path:
-    path = tmp_path / "casemail.toml"
-    path.write_text(
-        f'data_dir = "{tmp_path / "var"}"\n'
-        f'database_url = "{db_url}"\n'
-        '[signing_keys]\n"1" = "cli-test-signing-key-0123456789"\n')
-    return path
-
-
-@pytest.fixture
 def run(config: Path, capsys: pytest.CaptureFixture[str]) -> Run:
     def run(*argv: str) -> tuple[int, str, str]:
         code = main(["--config", str(config), *argv])

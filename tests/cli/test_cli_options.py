@@ -11,16 +11,6 @@ import pytest
 from casemail.cli.main import main
 
 
-@pytest.fixture
-def config(tmp_path: Path, db_url: str) -> Path:
-    path = tmp_path / "casemail.toml"
-    path.write_text(
-        f'data_dir = "{tmp_path / "var"}"\n'
-        f'database_url = "{db_url}"\n'
-        '[signing_keys]\n"1" = "cli-options-signing-key-0123456789"\n')
-    return path
-
-
 def stores(capsys: pytest.CaptureFixture[str], *argv: str) -> list[str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
