@@ -7,6 +7,8 @@ import base64
 import datetime as dt
 import email
 import email.policy
+import os
+import time
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -253,3 +255,19 @@ def test_a_subject_block_serves_when_there_is_no_subject_file(
     subject, text, _ = Composer(settings, signer, tmp_path).render(
         "hello", _context())
     assert subject == "Hi 41"
+
+
+def test_templates_are_read_once_and_a_change_waits_for_a_restart(
+        settings: Settings, signer: Signer, tmp_path: Path) -> None:
+    root = _override(tmp_path, "pixel-forge", "new_case.txt",
+                     "First words for case {{ case.id }}.\n")
+    composer = Composer(settings, signer, root)
+    assert composer.render("new_case", _context())[1] == \
+        "First words for case 41.\n"
+    later = root / "stores" / "pixel-forge" / "new_case.txt"
+    later.write_text("Changed words.\n")
+    os.utime(later, (time.time() + 60, time.time() + 60))
+    assert composer.render("new_case", _context())[1] == \
+        "First words for case 41.\n"
+    restarted = Composer(settings, signer, root)
+    assert restarted.render("new_case", _context())[1] == "Changed words.\n"

@@ -172,7 +172,13 @@ class Composer:
                 enabled_extensions=("html",), default_for_string=False,
                 default=False),
             undefined=jinja2.StrictUndefined,
-            trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+            trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+            # Read once, like the store folders above: looking at every
+            # template file's time again for each notification cost a
+            # few system calls inside the write lock, each a chance for
+            # the writer to lose the interpreter to another thread. A
+            # changed template takes effect when the gateway restarts.
+            auto_reload=False)
         env.filters["when"] = _when
         return env
 
