@@ -6,6 +6,7 @@ in its case by its Message-ID and new text."""
 from __future__ import annotations
 
 import smtplib
+from email.message import EmailMessage
 
 from durability_kit import (
     MERCHANT,
@@ -17,6 +18,7 @@ from durability_kit import (
     open_cases,
     reply_address,
     send_once,
+    tiny_png,
 )
 from sqlalchemy import select
 
@@ -171,3 +173,55 @@ def test_one_message_id_on_other_words_is_filed_each_time(
 
     assert message_counts(runtime)["<same@broken.example>"] == 2
     assert _customer_notices(runtime, case) == 2
+
+
+def _with_file(sender: str, to: str, mid: str, text: str,
+               data: bytes) -> bytes:
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = sender, to, "Re: licence"
+    msg["Message-ID"] = mid
+    msg["Date"] = "Mon, 02 Mar 2026 10:00:00 +0000"
+    msg.set_content(text)
+    msg.add_attachment(data, maintype="image", subtype="png",
+                       filename="screen.png")
+    return msg.as_bytes().replace(b"\n", b"\r\n")
+
+
+def test_one_message_id_and_text_with_other_files_is_filed_each_time(
+        runtime: Runtime, smtp_port: int) -> None:
+    """'See attached.' twice under one Message-ID, each with its own
+    screenshot: two messages, both files in the case."""
+    [case] = open_cases(runtime, 1)
+    to = reply_address(runtime, case, Party.CUSTOMER)
+    for n in range(2):
+        data = _with_file(customer(0), to, "<att@broken.example>",
+                          "See attached.", tiny_png() + bytes([n]) * 8)
+        answer = send_once(smtp_port, Letter(f"<att{n}>", customer(0), to,
+                                             data))
+        assert answer[0] == 250 and "already" not in answer[1], answer
+
+    assert message_counts(runtime)["<att@broken.example>"] == 2
+    with runtime.sessions() as s:
+        files = set(s.scalars(select(m.Attachment.sha256)))
+    assert len(files) == 2
+
+
+def test_the_copy_of_a_held_message_is_still_filed(
+        runtime: Runtime, smtp_port: int) -> None:
+    """The merchant's colleague, not yet on the team, wrote: held. The
+    same words under the same Message-ID then come from the team's
+    address (a forward, a resend): nothing was filed, so this is."""
+    [case] = open_cases(runtime, 1)
+    to = reply_address(runtime, case, Party.MERCHANT)
+    for sender in ("colleague@nordlicht-audio.example", MERCHANT):
+        data = make_mail(sender=sender, to=to, subject="Re: licence",
+                         text="Your new key is ABC-9.",
+                         message_id="<resend@merchant.example>")
+        answer = send_once(smtp_port, Letter("<resend>", sender, to, data))
+        assert answer[0] == 250 and "already" not in answer[1], answer
+
+    with runtime.sessions() as s:
+        held = list(s.scalars(select(m.Message.held).where(
+            m.Message.message_id == "<resend@merchant.example>")
+            .order_by(m.Message.id)))
+    assert held == [True, False]

@@ -71,15 +71,20 @@ _LOCK_CASES = (
              .joinedload(m.Store.members))
     .with_for_update(of=m.Case, key_share=True))
 
-# A message of the case with the same Message-ID and new text from the
-# same side: the one a second copy of a mail repeats.
+# Filed messages of the case with the same Message-ID and new text from
+# the same side, and the files of one: what a second copy of a mail
+# repeats. Held, empty and automated messages were never filed, so a
+# copy of one is not turned away.
 _SAME_MESSAGE = (
     select(m.Message.id)
     .where(m.Message.case_id == bindparam("case_id"),
            m.Message.message_id == bindparam("message_id"),
            m.Message.party == bindparam("party"),
-           m.Message.new_text == bindparam("new_text"))
-    .limit(1))
+           m.Message.new_text == bindparam("new_text"),
+           m.Message.held.is_(False),
+           m.Message.kind == "human"))
+_FILES_OF = select(m.Attachment.sha256).where(
+    m.Attachment.message_id == bindparam("message"))
 
 # Where a session keeps the cases ``lock_cases_in_order`` has locked:
 # (the transaction that holds the locks, {case id: case}).
@@ -140,20 +145,30 @@ class CaseService:
 
     def copy_of(self, s: Session, case: m.Case, party: Party,
                 content: Content) -> int | None:
-        """The id of the message in ``case`` that ``content`` repeats:
-        the same Message-ID and the same new text, from the same side.
+        """The id of the filed message in ``case`` that ``content``
+        repeats: the same Message-ID, new text and files, from the same
+        side.
 
         One mail reaches a case twice when a person answers to all (our
         notification's reply address and its sender both lead to the
         case) or when a relay sends a second copy with a trace header of
         its own: other bytes, so another idempotency key, but the same
-        message, to be filed once. The text is compared too, so that a
-        client that gives every mail one Message-ID loses nothing."""
+        message, to be filed once. Text and files are compared too, so
+        that a client that gives every mail one Message-ID loses
+        nothing; so is the filing, so that the copy of a message that
+        was held or only recorded can still be filed."""
         if not content.message_id:
             return None
-        return s.connection().execute(_SAME_MESSAGE, {
+        conn = s.connection()
+        found = conn.execute(_SAME_MESSAGE, {
             "case_id": case.id, "message_id": content.message_id[:998],
-            "party": party.value, "new_text": content.new_text}).scalar()
+            "party": party.value, "new_text": content.new_text}).scalars()
+        files = sorted(part.sha256 for part in content.attachments)
+        for earlier in list(found):
+            if sorted(conn.execute(_FILES_OF, {"message": earlier})
+                      .scalars()) == files:
+                return int(earlier)
+        return None
 
     def store(self, s: Session, slug: str) -> m.Store:
         store = s.scalars(select(m.Store).where(m.Store.slug == slug)).first()
