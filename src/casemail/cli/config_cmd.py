@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from sqlalchemy.engine import make_url
+
 from casemail.cli.settings import command_settings
 from casemail.config import example_toml
 
@@ -21,9 +23,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
     settings = command_settings(args)
     shown = settings.model_dump(mode="json")
+    # What is shown may be pasted into a ticket or a chat: no secret in it.
     shown["signing_keys"] = {k: "***" for k in shown["signing_keys"]}
     if shown["relay"].get("password"):
         shown["relay"]["password"] = "***"
+    shown["listener"]["auth_users"] = {
+        user: "***" for user in shown["listener"].get("auth_users", {})}
+    shown["database_url"] = make_url(settings.db_url).render_as_string(
+        hide_password=True)
     for key, value in sorted(shown.items()):
         print(f"{key} = {value}")
     return 0
