@@ -46,3 +46,28 @@ def test_the_protocol_lines_an_operator_asks_for_are_masked(
     assert not any(_token(to) in line for line in protocol), protocol
     assert not any("AGluZXMAc2VjcmV0LXBhc3N3b3Jk" in line
                    for line in protocol), protocol
+
+
+def test_a_token_in_a_mangled_address_or_command_stays_out_of_the_log(
+        serve: Callable[..., Served], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Clients escape the "+", lose it, shout, or send the address as a
+    # command of its own: each way, the signature would still open the
+    # case once put back together.
+    caplog.set_level(logging.DEBUG)  # as ``casemail -v serve`` runs
+    served = serve()
+    to = address(served.rt, open_case(served.rt))
+    local, _, domain = to.partition("@")
+    base, _, token = local.partition("+")
+    signature = token.rsplit(".", 1)[-1]
+    tries = [f"{base}%2B{token}@{domain}", f"{base}-{token}@{domain}",
+             f"{token}@{domain}", to.upper()]
+    with Wire(served.smtp_port) as wire:
+        wire.hello()
+        wire.ask("MAIL FROM:<ines@customer.example>")
+        for address_tried in tries:
+            wire.ask(f"RCPT TO:<{address_tried}>")
+        wire.ask(to.upper())  # not a command at all
+        wire.ask(f"RCPT\tTO:<{to}>")
+    assert "RCPT" in caplog.text
+    assert signature.lower() not in caplog.text.lower()

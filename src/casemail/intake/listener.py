@@ -192,23 +192,34 @@ def _peer(session: SmtpSession) -> str:
 
 
 def _mask(address: str) -> str:
-    # The token is a credential for the case: never in the log.
+    # The token is a credential for the case: never in the log, however
+    # a client mangled the address around it (an escaped or lost "+",
+    # the token alone).
     local, _, domain = address.partition("@")
-    return f"{local.partition('+')[0]}+…@{domain}" if "+" in local else address
+    if "+" in local:
+        return f"{local.partition('+')[0]}+…@{domain}"
+    if len(local) > 12:
+        return f"{local[:4]}…@{domain}"
+    return address
 
 
 class _NoCredentials(logging.Filter):
-    """aiosmtpd logs the commands it receives ("mail.log"): a reply
-    address's token and an AUTH secret would stand there in full. Its
-    records pass with both masked, whatever level an operator lets
-    through."""
+    """aiosmtpd logs the commands it receives ("mail.log"), and our
+    protocol echoes its replies at DEBUG: a reply address's token and an
+    AUTH secret would stand there in full. Their records pass with both
+    masked, whatever level an operator lets through: what follows a "+"
+    (also escaped as %2B), any long run of letters and digits (a token's
+    signature, however the address around it was mangled), and the
+    argument of AUTH."""
 
-    _TOKEN = re.compile(r"\+[^@\s<>'\"]+@")
+    _TOKEN = re.compile(r"(?i)(\+|%2b)[^@\s<>'\"]+")
+    _LONG_RUN = re.compile(r"[0-9A-Za-z]{12,}")
     _AUTH = re.compile(r"(?i)(\bAUTH\s+\S+)\s+[^\s'\"]+")
 
     def filter(self, record: logging.LogRecord) -> bool:
         text = record.getMessage()
-        masked = self._AUTH.sub(r"\1 …", self._TOKEN.sub("+…@", text))
+        masked = self._AUTH.sub(r"\1 …", text)
+        masked = self._LONG_RUN.sub("…", self._TOKEN.sub(r"\1…", masked))
         if masked != text:
             record.msg, record.args = masked, ()
         return True
@@ -219,8 +230,9 @@ def _quiet_protocol_log() -> None:
     aiosmtpd's own lines (three a message at INFO, each command echoed)
     stay out below WARNING unless an operator set that logger's level."""
     protocol = logging.getLogger("mail.log")
-    if not any(isinstance(f, _NoCredentials) for f in protocol.filters):
-        protocol.addFilter(_NoCredentials())
+    for logger in (protocol, logging.getLogger("casemail.intake.protocol")):
+        if not any(isinstance(f, _NoCredentials) for f in logger.filters):
+            logger.addFilter(_NoCredentials())
     if protocol.level == logging.NOTSET:
         protocol.setLevel(logging.WARNING)
 
