@@ -16,6 +16,7 @@ import asyncio
 import logging
 import os
 import socket
+import threading
 import weakref
 from contextlib import suppress
 from typing import Any
@@ -143,9 +144,12 @@ class Gateway:
             self._tasks.append(asyncio.create_task(
                 self._sweep_forever(), name="sweep"))
             # Once a start, by one worker: a crash is what leaves them.
-            self._tasks.append(asyncio.create_task(asyncio.to_thread(
-                remove_stale_parts, self.rt.settings.files_dir),
-                name="stale-parts"))
+            # A thread of its own that stopping does not wait for: a
+            # large tree takes seconds to walk, and each removal is
+            # whole or not done.
+            threading.Thread(target=remove_stale_parts,
+                             args=(self.rt.settings.files_dir,),
+                             name="stale-parts", daemon=True).start()
         self._tasks.append(asyncio.create_task(
             self._retry_forever(), name="quarantine"))
 
