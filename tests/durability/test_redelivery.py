@@ -225,3 +225,23 @@ def test_the_copy_of_a_held_message_is_still_filed(
             m.Message.message_id == "<resend@merchant.example>")
             .order_by(m.Message.id)))
     assert held == [True, False]
+
+
+def test_a_second_copy_of_a_mail_without_message_id_is_filed_once(
+        runtime: Runtime, smtp_port: int) -> None:
+    """The id made up for a mail without one leaves out what servers on
+    the way add on top, so a relay's second copy is known as the same."""
+    [case] = open_cases(runtime, 1)
+    to = reply_address(runtime, case, Party.CUSTOMER)
+    data = make_mail(sender=customer(0), to=to, subject="Re: licence",
+                     text="No id on this one.")
+    again = (b"Received: from mx2.customer.example by mx.example;\r\n"
+             b"  Mon, 02 Mar 2026 10:05:00 +0000\r\n"
+             b"X-Spam-Status: No, score=-1.0\r\n" + data)
+
+    first = send_once(smtp_port, Letter("", customer(0), to, data))
+    second = send_once(smtp_port, Letter("", customer(0), to, again))
+
+    assert first[0] == second[0] == 250
+    assert "already filed" in second[1]
+    assert _customer_notices(runtime, case) == 1

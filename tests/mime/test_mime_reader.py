@@ -51,6 +51,21 @@ def test_missing_message_id_is_derived_stably_from_the_content():
     assert "no Message-ID" in first.defects
 
 
+def test_a_derived_message_id_leaves_out_what_servers_on_the_way_add():
+    raw = (FIXTURES / "no_message_id.eml").read_bytes()
+    first = read_mail(raw).message_id
+    hops = (b"Received: from mx2.example (mx2.example [192.0.2.7])\r\n"
+            b"\tby mx.example; Mon, 02 Mar 2026 10:05:00 +0000\r\n"
+            b"Return-Path: <ana@customer.example>\r\n"
+            b"ARC-Seal: i=1; a=rsa-sha256; cv=none; d=example; s=k; b=xyz\r\n"
+            b"X-Spam-Status: No, score=-0.1\r\n")
+    assert read_mail(hops + raw).message_id == first
+    # Only on top: the same field inside the mail's own header counts.
+    head, _, body = raw.partition(b"\r\n\r\n")
+    inside = head + b"\r\nX-Spam-Status: Yes\r\n\r\n" + body
+    assert read_mail(inside).message_id != first
+
+
 def test_phone_signature_is_removed():
     mail = read("no_message_id.eml")
     assert mail.new_text == "Can I get a refund?"

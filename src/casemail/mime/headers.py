@@ -67,9 +67,34 @@ def message_id(message: Message) -> str:
     return f"<{bare[0]}>" if bare and "@" in bare[0] else ""
 
 
+# Fields each server on the way adds on top of a mail (RFC 5321 4.4 and
+# what spam and authentication checks add beside them): a second copy of
+# one mail through another hop differs only in these.
+_TRACE_FIELD = re.compile(
+    rb"(?i)(received|return-path|delivered-to|x-original-to|x-received"
+    rb"|authentication-results|arc-[a-z-]+|x-spam-[a-z-]+"
+    rb"|x-virus-[a-z-]+):")
+
+
 def derived_message_id(raw: bytes) -> str:
-    """A stable id for a mail without one, from its content."""
-    return f"<{hashlib.sha256(raw).hexdigest()[:32]}@derived.casemail>"
+    """A stable id for a mail without one, from its content: the same
+    for a relay's second copy that came through one more hop."""
+    return f"<{hashlib.sha256(_past_trace(raw)).hexdigest()[:32]}" \
+           "@derived.casemail>"
+
+
+def _past_trace(raw: bytes) -> bytes:
+    """``raw`` from its first field that no server on the way added."""
+    start = 0
+    while _TRACE_FIELD.match(raw, start):
+        end = raw.find(b"\n", start)
+        # The field's folded lines begin with white space.
+        while end != -1 and raw[end + 1:end + 2] in (b" ", b"\t"):
+            end = raw.find(b"\n", end + 1)
+        if end == -1:
+            return raw
+        start = end + 1
+    return raw[start:] or raw
 
 
 def date(message: Message) -> tuple[dt.datetime | None, str]:
