@@ -137,6 +137,13 @@ class PrivatePostfix:
             text=True, timeout=30, env={**os.environ, "LANG": "C"})
         return [json.loads(line) for line in done.stdout.splitlines() if line]
 
+    def flush(self) -> None:
+        """Ask the queue manager to try every deferred mail now
+        (``postqueue -f``), as an operator would."""
+        subprocess.run(["postqueue", "-c", str(self.dir), "-f"],
+                       capture_output=True, timeout=30,
+                       env={**os.environ, "LANG": "C"})
+
     def log(self) -> str:
         path = self.dir / "maillog"
         return path.read_text(errors="replace") if path.exists() else ""

@@ -195,8 +195,17 @@ def test_a_451_makes_postfix_keep_the_mail_and_retry_and_it_is_filed_once(
         db.close()
 
     # Postfix tries again by itself (short queue timers) and now it sticks.
-    eventually(lambda: messages(edge.rt, case_id)[-1]
-               == "Any news on the refund?", "the retry", edge)
+    # Its queue manager can pass over a mail it finds still held by the
+    # delivery that deferred it ("skipped, still being delivered") and
+    # then leave it for longer than its timers say: a flush, as an
+    # operator would, after a few seconds.
+    def filed() -> bool:
+        return messages(edge.rt, case_id)[-1] == "Any news on the refund?"
+    try:
+        eventually(filed, "the retry", edge, within=5)
+    except AssertionError:
+        edge.postfix.flush()
+        eventually(filed, "the retry after a flush", edge)
     eventually(lambda: not edge.postfix.queue(), "an empty queue", edge)
     assert kept_by_postfix in (["deferred"], ["active"])
     assert "Any news on the refund?" not in filed_meanwhile
