@@ -18,6 +18,7 @@ from casemail.cli.settings import open_runtime
 from casemail.db import models as m
 from casemail.errors import CasemailError
 from casemail.intake import rawstore
+from casemail.intake.masking import mask_address
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -52,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _summary(row: m.RawMail, limit: int) -> dict[str, object]:
     return {
         "id": row.id, "received_at": row.received_at.isoformat(),
-        "from": row.envelope_from, "to": _mask(row.envelope_to),
+        "from": row.envelope_from, "to": mask_address(row.envelope_to),
         "size": row.size, "attempts": row.attempts,
         "retrying": rawstore.may_retry(row, limit),
         "error": row.error.splitlines()[-1] if row.error else ""}
@@ -146,12 +147,3 @@ def _subject(data: bytes) -> str:
     except Exception:  # noqa: BLE001 - a mangled header is shown as none
         subject = ""
     return printable(" ".join(subject.split()))[:80]
-
-
-def _mask(address: str) -> str:
-    # The token of a reply address is a credential for the case.
-    local, _, domain = address.partition("@")
-    if "+" not in local:
-        return address
-    return f"{local.partition('+')[0]}+…@{domain}"
-

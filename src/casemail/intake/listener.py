@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import re
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from casemail.intake.limits import (
     header_too_big,
     sender_refusal,
 )
+from casemail.intake.masking import mask_address, quiet_protocol_log
 from casemail.intake.batching import GroupCommit
 from casemail.intake.pipeline import Envelope, Filing, Outcome, Pipeline
 from casemail.intake.protocol import GatewayLMTP, GatewaySMTP
@@ -101,8 +101,8 @@ class Handler:
                 or await asyncio.to_thread(self.pipeline.route, address)
         except Exception as exc:
             answer = replies.for_error(exc, where="RCPT")
-            log.info("RCPT %s from %s: %s", _mask(address), _peer(session),
-                     answer[:3])
+            log.info("RCPT %s from %s: %s", mask_address(address),
+                     _peer(session), answer[:3])
             if answer.startswith("5"):
                 return self._invalid(session, answer)
             return answer
@@ -189,52 +189,6 @@ def _peer(session: SmtpSession) -> str:
     if isinstance(peer, tuple):
         return f"{peer[0]}:{peer[1]}"
     return str(peer or "local")
-
-
-def _mask(address: str) -> str:
-    # The token is a credential for the case: never in the log, however
-    # a client mangled the address around it (an escaped or lost "+",
-    # the token alone).
-    local, _, domain = address.partition("@")
-    if "+" in local:
-        return f"{local.partition('+')[0]}+…@{domain}"
-    if len(local) > 12:
-        return f"{local[:4]}…@{domain}"
-    return address
-
-
-class _NoCredentials(logging.Filter):
-    """aiosmtpd logs the commands it receives ("mail.log"), and our
-    protocol echoes its replies at DEBUG: a reply address's token and an
-    AUTH secret would stand there in full. Their records pass with both
-    masked, whatever level an operator lets through: what follows a "+"
-    (also escaped as %2B), any long run of letters and digits (a token's
-    signature, however the address around it was mangled), and the
-    argument of AUTH."""
-
-    _TOKEN = re.compile(r"(?i)(\+|%2b)[^@\s<>'\"]+")
-    _LONG_RUN = re.compile(r"[0-9A-Za-z]{12,}")
-    _AUTH = re.compile(r"(?i)(\bAUTH\s+\S+)\s+[^\s'\"]+")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
-        masked = self._AUTH.sub(r"\1 …", text)
-        masked = self._LONG_RUN.sub("…", self._TOKEN.sub(r"\1…", masked))
-        if masked != text:
-            record.msg, record.args = masked, ()
-        return True
-
-
-def _quiet_protocol_log() -> None:
-    """casemail logs each mail's decision itself, by its Message-ID;
-    aiosmtpd's own lines (three a message at INFO, each command echoed)
-    stay out below WARNING unless an operator set that logger's level."""
-    protocol = logging.getLogger("mail.log")
-    for logger in (protocol, logging.getLogger("casemail.intake.protocol")):
-        if not any(isinstance(f, _NoCredentials) for f in logger.filters):
-            logger.addFilter(_NoCredentials())
-    if protocol.level == logging.NOTSET:
-        protocol.setLevel(logging.WARNING)
 
 
 def smtp_factory(runtime: Runtime, handler: Handler, *, lmtp: bool,
@@ -361,7 +315,7 @@ async def start_listeners(
     lmtp=..., group_commit=...)`` builds the handlers (the gateway wraps
     them to drain on stop).
     """
-    _quiet_protocol_log()
+    quiet_protocol_log()
     loop = asyncio.get_running_loop()
     pipeline = Pipeline(runtime)
     group_commit = GroupCommit(pipeline)
