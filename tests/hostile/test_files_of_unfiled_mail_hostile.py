@@ -21,7 +21,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from hostile_serve import Letter, make_mail, send_once, tiny_png
+from hostile_serve import Letter, make_mail, open_cases, send_once, tiny_png
 from sqlalchemy import func, select
 
 from casemail.addresses import Party
@@ -110,3 +110,23 @@ def test_an_answer_to_a_case_this_database_lacks_is_refused_and_leaves_nothing(
     with runtime.sessions() as s:
         assert s.scalar(select(func.count()).select_from(m.RawMail)) == 0
     assert files_on_disk(runtime) == []
+
+
+def test_an_answer_naming_a_lacking_case_and_a_held_one_goes_to_the_held_one(
+        runtime: Runtime, port: int) -> None:
+    # In-Reply-To names a case this database lacks; References, further
+    # back, one it holds: the mail belongs to that one, not to no case.
+    [case] = open_cases(runtime, 1)
+    base = f"case@{runtime.settings.reply_domain}"
+    lacking = runtime.signer.message_id(424242, Party.CUSTOMER)
+    held = runtime.signer.message_id(case, Party.CUSTOMER)
+    letter = with_file(base, 8)
+    letter = Letter(letter.message_id, letter.mail_from, letter.rcpt,
+                    f"In-Reply-To: {lacking}\r\nReferences: {held} {lacking}"
+                    "\r\n".encode() + letter.data)
+
+    code, text = send_once(port, letter)
+
+    assert (code, text) == (250, "2.0.0 Message filed")
+    with runtime.sessions() as s:
+        assert s.scalars(select(m.RawMail.case_id)).all() == [case]

@@ -10,6 +10,7 @@ anyone can type a subject.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from casemail.addresses import Party, Signer
@@ -47,11 +48,21 @@ def route_recipient(signer: Signer, address: str) -> Route:
 
 def find_thread(signer: Signer, route: Route, mail: ReadMail) -> Thread | None:
     """The case and party of a mail for ``route``, or None."""
+    return next(candidate_threads(signer, route, mail), None)
+
+
+def candidate_threads(signer: Signer, route: Route,
+                      mail: ReadMail) -> Iterator[Thread]:
+    """Every case and party the mail may belong to, the likeliest first:
+    the reply address's token alone, else each of our Message-IDs it
+    answers, the newest first (a case missing from this database, say
+    from a restored backup, then gives way to the next)."""
     if route.kind == "reply" and route.case_id is not None:
         assert route.party is not None
-        return Thread(route.case_id, route.party, "token")
+        yield Thread(route.case_id, route.party, "token")
+        return
     if route.kind != "fallback":
-        return None
+        return
     # The newest reference first: In-Reply-To, then References from the end.
     for message_id in [*mail.in_reply_to, *reversed(mail.references)]:
         try:
@@ -60,5 +71,4 @@ def find_thread(signer: Signer, route: Route, mail: ReadMail) -> Thread | None:
             continue
         # Our mail went to ``sent.party``; the reply comes from that party.
         if sent.party in (Party.CUSTOMER, Party.MERCHANT):
-            return Thread(sent.case_id, sent.party, "references")
-    return None
+            yield Thread(sent.case_id, sent.party, "references")

@@ -50,7 +50,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from casemail.addresses import Party
 from casemail.cases.content import Content
-from casemail.cases.threading import Route, find_thread
+from casemail.cases.threading import Route, candidate_threads, find_thread
 from casemail.classify import classify
 from casemail.db import models as m
 from casemail.db.engine import transaction, writer_lock
@@ -115,13 +115,11 @@ class Pipeline:
         stranger's mail leaves nothing on disk. A reply address's case
         was found at RCPT; a case named by references only is looked up
         here (remembered once seen, as at RCPT)."""
-        for route in routes:
-            thread = find_thread(self.rt.signer, route, mail)
-            if thread is not None and (
-                    thread.via == "token"
-                    or self.router.case_exists(thread.case_id)):
-                return True
-        return False
+        return any(thread.via == "token"
+                   or self.router.case_exists(thread.case_id)
+                   for route in routes
+                   for thread in candidate_threads(self.rt.signer, route,
+                                                   mail))
 
     def _write_files(self, mail: ReadMail) -> None:
         """Write the files to keep now, outside the write lock: syncing
@@ -347,19 +345,18 @@ class Pipeline:
                                     reading.verdict, content)
             if handled is not None:
                 return handled
-        thread = find_thread(self.rt.signer, route, mail)
-        if thread is None:
-            raise MailRefused(replies.NO_THREAD[10:], code=550, status="5.1.1")
-
         service = self.rt.service
-        try:
-            case = service.lock_case(s, thread.case_id)
-        except UnknownCase:
-            # Our own signed reference, to a case this database does not
-            # hold (restored from a backup, a key shared with another
-            # installation): here it belongs to no case.
-            raise MailRefused(replies.NO_THREAD[10:], code=550,
-                              status="5.1.1") from None
+        for thread in candidate_threads(self.rt.signer, route, mail):
+            try:
+                case = service.lock_case(s, thread.case_id)
+                break
+            except UnknownCase:
+                # Our own signed reference, to a case this database does
+                # not hold (restored from a backup, a key shared with
+                # another installation): the next one, if any.
+                continue
+        else:
+            raise MailRefused(replies.NO_THREAD[10:], code=550, status="5.1.1")
         copy_of = service.copy_of(s, case, thread.party, content)
         if copy_of is not None:
             log.info("%s case %s: a copy of message %s, not filed again",
